@@ -1,0 +1,117 @@
+//! MQTT topic names (DESIGN.md §4). Every topic lives under a prefix,
+//! `phare/<fleet>/` by default.
+
+/// Topic names for one fleet under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    prefix: String,
+}
+
+impl Topics {
+    /// `prefix` is used as given, with a trailing `/` added if missing.
+    pub fn new(prefix: &str) -> Topics {
+        let mut prefix = prefix.to_string();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Topics { prefix }
+    }
+
+    /// The default prefix for a fleet: `phare/<fleet>/`.
+    pub fn for_fleet(fleet: &str) -> Topics {
+        Topics::new(&format!("phare/{fleet}/"))
+    }
+
+    pub fn root(&self, version: u64) -> String {
+        format!("{}trust/root/{version}", self.prefix)
+    }
+
+    /// Filter matching every root version.
+    pub fn root_filter(&self) -> String {
+        format!("{}trust/root/+", self.prefix)
+    }
+
+    /// The root version a topic carries, if it is a root topic.
+    pub fn root_version(&self, topic: &str) -> Option<u64> {
+        topic
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("trust/root/")?
+            .parse()
+            .ok()
+    }
+
+    pub fn device_assignment(&self, device: &str) -> String {
+        format!("{}device/{device}/assignment", self.prefix)
+    }
+
+    pub fn group_assignment(&self, group: &str) -> String {
+        format!("{}group/{group}/assignment", self.prefix)
+    }
+
+    /// The assignment topic for a target (`device:<id>` or `group:<name>`).
+    pub fn assignment_for_target(&self, target: &str) -> Option<String> {
+        if let Some(device) = target.strip_prefix("device:") {
+            Some(self.device_assignment(device))
+        } else {
+            target
+                .strip_prefix("group:")
+                .map(|group| self.group_assignment(group))
+        }
+    }
+
+    pub fn alert(&self) -> String {
+        format!("{}alert", self.prefix)
+    }
+
+    pub fn command(&self, device: &str) -> String {
+        format!("{}device/{device}/command", self.prefix)
+    }
+
+    pub fn status(&self, device: &str) -> String {
+        format!("{}device/{device}/status", self.prefix)
+    }
+
+    pub fn events(&self, device: &str) -> String {
+        format!("{}device/{device}/events", self.prefix)
+    }
+
+    pub fn pop(&self, device: &str) -> String {
+        format!("{}device/{device}/pop", self.prefix)
+    }
+
+    pub fn response(&self, device: &str) -> String {
+        format!("{}device/{device}/response", self.prefix)
+    }
+}
+
+/// Whether a name can be one MQTT topic level: no wildcards, no separators.
+pub fn is_topic_level(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['/', '+', '#', '\0'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_contract() {
+        let t = Topics::for_fleet("acme");
+        assert_eq!(t.root(3), "phare/acme/trust/root/3");
+        assert_eq!(t.root_version("phare/acme/trust/root/12"), Some(12));
+        assert_eq!(t.root_version("phare/other/trust/root/12"), None);
+        assert_eq!(
+            t.assignment_for_target("group:lobby").unwrap(),
+            "phare/acme/group/lobby/assignment"
+        );
+        assert_eq!(t.status("lobby-1"), "phare/acme/device/lobby-1/status");
+        assert_eq!(Topics::new("x/y").alert(), "x/y/alert");
+    }
+
+    #[test]
+    fn topic_levels_refuse_wildcards() {
+        assert!(is_topic_level("lobby-1"));
+        for bad in ["", "a/b", "+", "a#"] {
+            assert!(!is_topic_level(bad), "{bad}");
+        }
+    }
+}
