@@ -1,1 +1,16 @@
+//! `phare-player`: the device daemon.
+//!
+//! See ARCHITECTURE.md for the map. In short: [`agent`] owns the moving
+//! state and talks to [`link`] (MQTT), [`cache`] (content store and
+//! fetcher) and [`render`] (GStreamer); [`trust`] and the protocol crate
+//! decide what is accepted; [`store`] makes it durable; [`report`] says what
+//! happens.
 
+pub mod agent;
+pub mod cache;
+pub mod config;
+pub mod link;
+pub mod render;
+pub mod report;
+pub mod store;
+pub mod trust;

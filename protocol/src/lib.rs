@@ -11,6 +11,7 @@
 //! - [`topics`]: MQTT topic names.
 //! - [`rejection`]: machine-readable reasons a document is refused.
 
+pub mod broker;
 pub mod document;
 pub mod envelope;
 pub mod keys;

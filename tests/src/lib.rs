@@ -1,1 +1,363 @@
+//! Harness for the end-to-end tests: a real Mosquitto on a free loopback
+//! port, a real HTTP origin, generated media, fresh keys, and the real
+//! `phare-player` binary as a child process.
 
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jiff::{Timestamp, ToSpan};
+use phare_protocol::Envelope;
+use phare_provisioning::asset::entry_for;
+use phare_provisioning::keys::{FleetKeys, ROOT_ENVELOPE_FILE};
+use serde_json::{Value, json};
+
+pub use phare_provisioning::origin::Origin;
+pub use phare_provisioning::publish::{publish_retained, topic_for};
+
+/// Generous: a loaded CI machine is slow, and these are not benchmarks.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+pub const FLEET: &str = "acme";
+pub const DEVICE: &str = "lobby-1";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Mosquitto broker of our own, on loopback; killed when dropped.
+pub struct Mosquitto {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let mut broker = Mosquitto {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        broker.restart();
+        broker
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port, with no memory of earlier sessions
+    /// or retained messages, like a broker replaced after a failure.
+    pub fn restart(&mut self) {
+        self.stop();
+        let config = self.dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nmessage_size_limit 0\n", self.port),
+        )
+        .unwrap();
+        let child = Command::new(mosquitto_binary())
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed (make test installs it)");
+        self.child = Some(child);
+        wait_for(
+            || std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            "mosquitto to listen",
+        );
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn mosquitto_binary() -> PathBuf {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("mosquitto"))
+}
+
+/// Polls `condition` until it holds, panicking with `what` after [`TIMEOUT`].
+pub fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A fleet: keys, a media directory served by an origin, and assignments.
+pub struct Fleet {
+    pub keys: FleetKeys,
+    pub dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    pub fn new() -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = FleetKeys::generate(FLEET).unwrap();
+        keys.save(&dir.path().join("keys")).unwrap();
+        std::fs::create_dir_all(dir.path().join("media")).unwrap();
+        Fleet { keys, dir }
+    }
+
+    pub fn media_dir(&self) -> PathBuf {
+        self.dir.path().join("media")
+    }
+
+    pub fn root_path(&self) -> PathBuf {
+        self.dir.path().join("keys").join(ROOT_ENVELOPE_FILE)
+    }
+
+    /// Writes a short test video into the media directory.
+    pub fn video(&self, name: &str, pattern: &str) -> PathBuf {
+        let path = self.media_dir().join(name);
+        phare_provisioning::media::write_video(&path, 1, 320, 240, pattern, name).unwrap();
+        path
+    }
+
+    /// Writes a still image into the media directory.
+    pub fn image(&self, name: &str, pattern: &str) -> PathBuf {
+        let path = self.media_dir().join(name);
+        phare_provisioning::media::write_png(&path, 320, 240, pattern, name).unwrap();
+        path
+    }
+
+    /// An assignment for this device playing `files` in order (images for
+    /// 800 ms), with relative URLs resolved by the device's origins.
+    pub fn assignment(&self, version: u64, files: &[&Path]) -> Value {
+        let mut assets = serde_json::Map::new();
+        let mut items = Vec::new();
+        for file in files {
+            let (id, mut entry) = entry_for(file, &[], None).unwrap();
+            entry.urls = vec![file.file_name().unwrap().to_str().unwrap().to_string()];
+            let mut item = json!({"asset": id});
+            if entry.is_image() {
+                item["duration_ms"] = 800.into();
+            }
+            items.push(item);
+            assets.insert(id.to_string(), serde_json::to_value(entry).unwrap());
+        }
+        let now = Timestamp::now();
+        json!({
+            "kind": "assignment", "fleet": FLEET, "target": format!("device:{DEVICE}"),
+            "version": version, "issued_at": now, "expires_at": now.checked_add(24.hours()).unwrap(),
+            "timezone": "Europe/Paris", "assets": assets, "playlists": {"main": items},
+            "default_playlist": "main",
+        })
+    }
+
+    pub fn sign(&self, document: &Value) -> Envelope {
+        self.keys.sign_as_publisher("assignment", document)
+    }
+}
+
+impl Default for Fleet {
+    fn default() -> Fleet {
+        Fleet::new()
+    }
+}
+
+/// Publishes an envelope retained on the topic its document names.
+pub async fn publish(broker: &Mosquitto, envelope: &Envelope) {
+    let topic = topic_for(envelope, None).unwrap();
+    publish_retained(&broker.url(), &topic, envelope.to_json().into_bytes())
+        .await
+        .unwrap();
+}
+
+/// The asset id of a media file, as assignments name it.
+pub fn asset_id(file: &Path) -> String {
+    entry_for(file, &[], None).unwrap().0.to_string()
+}
+
+/// A running `phare-player` process with its own data directory.
+pub struct Player {
+    pub data_dir: PathBuf,
+    config: PathBuf,
+    /// The player's log (stderr), appended across restarts.
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Player {
+    /// Writes a config (fake sink) and starts the player.
+    pub fn start(dir: &Path, root: &Path, brokers: &[String], origins: &[String]) -> Player {
+        let data_dir = dir.join("data");
+        let quoted = |list: &[String]| {
+            list.iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let config = dir.join("player.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "device_id = \"{DEVICE}\"\nfleet = \"{FLEET}\"\nbrokers = [{}]\norigins = [{}]\n\
+                 root = {:?}\ndata_dir = {:?}\nvideo_sink = \"fake\"\nstatus_interval_s = 2\n",
+                quoted(brokers),
+                quoted(origins),
+                root.display().to_string(),
+                data_dir.display().to_string(),
+            ),
+        )
+        .unwrap();
+        let mut player = Player {
+            data_dir,
+            config,
+            child: None,
+        };
+        player.restart();
+        player
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(player_binary())
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGTERM, as systemd stops it, and wait for the exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + TIMEOUT;
+            while child.try_wait().unwrap().is_none() {
+                assert!(
+                    Instant::now() < deadline,
+                    "the player did not stop on SIGTERM"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// SIGKILL: a crash or a power cut, as far as the process can tell.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The current `status.json`, if there is a readable one.
+    pub fn status(&self) -> Option<Value> {
+        serde_json::from_slice(&std::fs::read(self.data_dir.join("status.json")).ok()?).ok()
+    }
+
+    /// Waits until the status satisfies `condition`, returning it.
+    pub fn wait_status(&self, what: &str, mut condition: impl FnMut(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(found) = self.status().filter(&mut condition) {
+                return found;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}\nlast status: {:?}\nplayer log:\n{}",
+                    self.status(),
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The end of the player's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Watches which asset plays, until `count` distinct item starts have
+    /// been seen; returns them in order as (item index, asset id).
+    pub fn watch_items(&self, count: usize) -> Vec<(u64, String)> {
+        let mut seen: Vec<(u64, String, String)> = Vec::new();
+        wait_for(
+            || {
+                if let Some(playing) = self
+                    .status()
+                    .map(|s| s["playing"].clone())
+                    .filter(|p| !p.is_null())
+                {
+                    let key = (
+                        playing["item"].as_u64().unwrap(),
+                        playing["asset"].as_str().unwrap_or_default().to_string(),
+                        playing["since"].as_str().unwrap_or_default().to_string(),
+                    );
+                    if seen.last() != Some(&key) {
+                        seen.push(key);
+                    }
+                }
+                seen.len() >= count
+            },
+            "items to play",
+        );
+        seen.into_iter()
+            .map(|(item, asset, _)| (item, asset))
+            .collect()
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `phare-player` binary of this build (target/<profile>/phare-player).
+fn player_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> -> target/<profile>/phare-player
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("phare-player");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bins` first (make test does)",
+        path.display()
+    );
+    path
+}

@@ -1,0 +1,210 @@
+//! `phare demo`: the whole product on one laptop. An embedded broker, an
+//! embedded origin, generated media, fresh keys, a signed assignment
+//! published, and the real `phare-player` playing it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use jiff::{Timestamp, ToSpan};
+
+use crate::asset::entry_for;
+use crate::keys::{FleetKeys, ROOT_ENVELOPE_FILE};
+use crate::origin::Origin;
+use crate::publish::{publish_retained, topic_for};
+use crate::{broker, media};
+
+pub struct DemoOptions {
+    /// Render to a fake sink and only print status lines.
+    pub headless: bool,
+    /// Where to keep everything; a temporary directory otherwise.
+    pub dir: Option<PathBuf>,
+    /// Stop by itself after this long (for scripted runs).
+    pub duration: Option<Duration>,
+}
+
+const FLEET: &str = "demo";
+const DEVICE: &str = "lobby-1";
+
+pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let dir = options
+        .dir
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    let media_dir = dir.join("media");
+    std::fs::create_dir_all(&media_dir)?;
+
+    println!("phare demo: generating media in {}", media_dir.display());
+    let clips = [
+        ("welcome.mp4", "smpte", "Welcome to Phare"),
+        ("notice.png", "pinwheel", "Lobby notice — café à 10h"),
+        ("ball.mp4", "ball", "Gapless? Item 3"),
+    ];
+    for (name, pattern, label) in clips {
+        let path = media_dir.join(name);
+        if name.ends_with(".png") {
+            media::write_png(&path, 1280, 720, pattern, label)?;
+        } else {
+            media::write_video(&path, 4, 1280, 720, pattern, label)?;
+        }
+    }
+
+    let broker = broker::start_embedded()?;
+    let broker_url = format!("mqtt://{broker}");
+    let origin = Origin::serve(&media_dir, "127.0.0.1:0".parse()?).await?;
+    println!("phare demo: broker {broker_url}, origin {}", origin.url());
+
+    let keys_dir = dir.join("keys");
+    if keys_dir.exists() {
+        std::fs::remove_dir_all(&keys_dir)?;
+    }
+    let keys = FleetKeys::generate(FLEET)?;
+    keys.save(&keys_dir)?;
+
+    let mut assets = serde_json::Map::new();
+    let mut items = Vec::new();
+    for (name, _, _) in clips {
+        let (id, entry) = entry_for(&media_dir.join(name), &[origin.url()], None)?;
+        let mut item = serde_json::json!({"asset": id});
+        if entry.is_image() {
+            item["duration_ms"] = 4000.into();
+        }
+        items.push(item);
+        assets.insert(id.to_string(), serde_json::to_value(entry)?);
+    }
+    let now = Timestamp::now();
+    let assignment = serde_json::json!({
+        "kind": "assignment", "fleet": FLEET, "target": format!("device:{DEVICE}"),
+        "version": now.as_second(), "issued_at": now, "expires_at": now.checked_add(30.days().hours(0))?,
+        "timezone": "UTC", "assets": assets, "playlists": {"main": items}, "default_playlist": "main",
+    });
+    let envelope = keys.sign_as_publisher("assignment", &assignment);
+    publish_retained(
+        &broker_url,
+        &topic_for(&envelope, None)?,
+        envelope.to_json().into_bytes(),
+    )
+    .await?;
+    println!(
+        "phare demo: published a signed assignment of {} items",
+        clips.len()
+    );
+
+    let data_dir = dir.join("player");
+    std::fs::create_dir_all(&data_dir)?;
+    let sink = if options.headless { "fake" } else { "auto" };
+    let config = format!(
+        "device_id = \"{DEVICE}\"\nfleet = \"{FLEET}\"\nbrokers = [\"{broker_url}\"]\norigins = [\"{}\"]\n\
+         root = \"{}\"\ndata_dir = \"{}\"\nvideo_sink = \"{sink}\"\nstatus_interval_s = 5\n",
+        origin.url(),
+        keys_dir.join(ROOT_ENVELOPE_FILE).display(),
+        data_dir.display(),
+    );
+    let config_path = dir.join("player.toml");
+    std::fs::write(&config_path, config)?;
+
+    let player_bin = sibling_binary("phare-player")?;
+    let mut player = tokio::process::Command::new(&player_bin)
+        .arg("--config")
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", player_bin.display()))?;
+    println!("phare demo: player started ({sink} sink). Ctrl-C stops everything.");
+
+    let status_path = data_dir.join("status.json");
+    let mut last_line = String::new();
+    let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut ticks = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sleep_until_opt(deadline) => break,
+            exit = player.wait() => anyhow::bail!("the player exited: {}", exit?),
+            _ = ticks.tick() => {
+                let line = status_line(&status_path);
+                if !line.is_empty() && line != last_line {
+                    println!("status: {line}");
+                    last_line = line;
+                }
+            }
+        }
+    }
+    println!("phare demo: stopping");
+    if let Some(pid) = player.id() {
+        // SIGTERM: the player stops cleanly and says it went offline.
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+    }
+    if tokio::time::timeout(Duration::from_secs(5), player.wait())
+        .await
+        .is_err()
+    {
+        player.kill().await?;
+    }
+    Ok(())
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A binary installed next to this one (`phare-player` beside `phare`).
+fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe
+        .parent()
+        .context("no directory for the current executable")?
+        .join(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} not found; build it with `cargo build --bins`",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// One human line from the player's status.json.
+fn status_line(path: &Path) -> String {
+    let Ok(bytes) = std::fs::read(path) else {
+        return String::new();
+    };
+    let Ok(status) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return String::new();
+    };
+    let playing = &status["playing"];
+    let what = if playing.is_null() {
+        match &status["pending_assignment"] {
+            p if !p.is_null() => format!("downloading ({} assets missing)", p["assets_missing"]),
+            _ => "idle".to_string(),
+        }
+    } else {
+        format!(
+            "playing {} item {} ({})",
+            playing["playlist"],
+            playing["item"],
+            short(&playing["asset"])
+        )
+    };
+    format!(
+        "{what}; broker {}; cache {} assets, {} bytes; {} errors",
+        status["broker"],
+        status["cache"]["assets"],
+        status["cache"]["bytes"],
+        status["errors"].as_array().map_or(0, Vec::len)
+    )
+}
+
+fn short(asset: &serde_json::Value) -> String {
+    asset
+        .as_str()
+        .map_or_else(String::new, |a| a.chars().take(19).collect())
+}

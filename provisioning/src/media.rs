@@ -1,0 +1,209 @@
+//! Test and demo media, generated with GStreamer so `phare demo` and the
+//! end-to-end tests need no fixture files: H.264 MP4 clips and PNG stills
+//! showing a `videotestsrc` pattern with a big label burnt in, so whoever
+//! watches a demo screen can tell which item is playing.
+//!
+//! Only fixed, validated tokens go into the `gst::parse::launch` description;
+//! the label and the output path are set as properties on named elements
+//! afterwards, so no text needs escaping and none can inject pipeline syntax.
+
+use std::path::Path;
+
+use anyhow::{Context, bail, ensure};
+use gst::prelude::*;
+use gstreamer as gst;
+
+/// Frame rate of generated videos (the player's output rate).
+const FPS: u32 = 25;
+
+/// Writes an H.264 MP4 of `seconds` at width x height, 25 fps, showing
+/// videotestsrc `pattern` (e.g. "smpte", "ball", "snow") with a big `label`
+/// text burnt in (textoverlay, if available; pango is in plugins-base) so a
+/// human watching the demo sees which item plays.
+pub fn write_video(
+    path: &Path,
+    seconds: u32,
+    width: u32,
+    height: u32,
+    pattern: &str,
+    label: &str,
+) -> anyhow::Result<()> {
+    ensure!(seconds > 0, "a video needs at least one second");
+    let frames = seconds
+        .checked_mul(FPS)
+        .context("video duration is too long")?;
+    let description = format!(
+        "{source} ! videoconvert ! video/x-raw,format=I420 ! openh264enc name=encoder \
+         ! h264parse ! mp4mux ! filesink name=out",
+        source = source(frames, width, height, pattern)?,
+    );
+    // Encoding is slower than real time for large frames on small machines;
+    // allow far more than that.
+    let timeout = gst::ClockTime::from_seconds(60 + 10 * u64::from(seconds));
+    run(&description, path, label, timeout, |pipeline| {
+        // openh264enc defaults to 128 kbit/s, which smears even test
+        // patterns; about 2 bits per pixel per second looks clean.
+        let bitrate = (u64::from(width) * u64::from(height) * 2).clamp(256_000, 20_000_000);
+        element(pipeline, "encoder")?.set_property("bitrate", u32::try_from(bitrate)?);
+        Ok(())
+    })
+    .with_context(|| format!("cannot write video {}", path.display()))
+}
+
+/// Writes a PNG still of width x height with the pattern and label.
+pub fn write_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    pattern: &str,
+    label: &str,
+) -> anyhow::Result<()> {
+    let description = format!(
+        "{source} ! videoconvert ! pngenc ! filesink name=out",
+        source = source(1, width, height, pattern)?,
+    );
+    run(
+        &description,
+        path,
+        label,
+        gst::ClockTime::from_seconds(60),
+        |_| Ok(()),
+    )
+    .with_context(|| format!("cannot write image {}", path.display()))
+}
+
+/// The launch description of `frames` frames of `pattern`, labelled by an
+/// element named `label` when textoverlay exists.
+fn source(frames: u32, width: u32, height: u32, pattern: &str) -> anyhow::Result<String> {
+    gst::init()?;
+    ensure!(
+        width > 0 && height > 0 && width <= i32::MAX as u32 && height <= i32::MAX as u32,
+        "invalid frame size {width}x{height}"
+    );
+    // The pattern is spliced into the description, so it must be a bare
+    // token; GStreamer itself rejects unknown pattern names.
+    ensure!(
+        !pattern.is_empty()
+            && pattern
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-'),
+        "invalid videotestsrc pattern {pattern:?}"
+    );
+    let mut description = format!(
+        "videotestsrc num-buffers={frames} pattern={pattern} \
+         ! video/x-raw,width={width},height={height},framerate={FPS}/1"
+    );
+    if gst::ElementFactory::find("textoverlay").is_some() {
+        // Readable from across a room, yet a short label fits on one or two
+        // lines (36 points at 720 lines).
+        description.push_str(&format!(
+            " ! textoverlay name=label valignment=center halignment=center \
+             shaded-background=true font-desc=\"Sans Bold {}\"",
+            (height / 20).max(8)
+        ));
+    } else {
+        tracing::warn!("textoverlay (pango) is not installed: media will carry no label");
+    }
+    Ok(description)
+}
+
+/// Runs `description` (with elements `out`, and `label` if present) to EOS,
+/// writing `path`. `configure` sets extra properties before it starts.
+fn run(
+    description: &str,
+    path: &Path,
+    label: &str,
+    timeout: gst::ClockTime,
+    configure: impl FnOnce(&gst::Pipeline) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let pipeline = gst::parse::launch(description)
+        .with_context(|| format!("cannot build pipeline `{description}`"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| anyhow::anyhow!("`{description}` is not a pipeline"))?;
+    let location = path
+        .to_str()
+        .with_context(|| format!("path is not UTF-8: {}", path.display()))?;
+    element(&pipeline, "out")?.set_property("location", location);
+    if let Some(overlay) = pipeline.by_name("label") {
+        overlay.set_property("text", label);
+    }
+    configure(&pipeline)?;
+
+    let result = play_to_eos(&pipeline, timeout);
+    // mp4mux wrote its index at EOS; Null only releases the resources.
+    let _ = pipeline.set_state(gst::State::Null);
+    if result.is_err() {
+        // Never leave a truncated file that looks like real media.
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+fn play_to_eos(pipeline: &gst::Pipeline, timeout: gst::ClockTime) -> anyhow::Result<()> {
+    let bus = pipeline.bus().context("pipeline has no bus")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| anyhow::anyhow!("{}", pending_error(&bus)))?;
+    let msg = bus
+        .timed_pop_filtered(timeout, &[gst::MessageType::Eos, gst::MessageType::Error])
+        .with_context(|| format!("no end of stream within {timeout}"))?;
+    match msg.view() {
+        gst::MessageView::Error(err) => bail!("{}", describe(err)),
+        _ => Ok(()),
+    }
+}
+
+/// The error an element posted when refusing to start, if any.
+fn pending_error(bus: &gst::Bus) -> String {
+    bus.pop_filtered(&[gst::MessageType::Error])
+        .and_then(|msg| match msg.view() {
+            gst::MessageView::Error(err) => Some(describe(err)),
+            _ => None,
+        })
+        .unwrap_or_else(|| "pipeline failed to start".into())
+}
+
+fn describe(err: &gst::message::Error) -> String {
+    let source = err.src().map(|s| s.name().to_string()).unwrap_or_default();
+    match err.debug() {
+        Some(debug) => format!("{source}: {} ({debug})", err.error()),
+        None => format!("{source}: {}", err.error()),
+    }
+}
+
+fn element(pipeline: &gst::Pipeline, name: &str) -> anyhow::Result<gst::Element> {
+    pipeline
+        .by_name(name)
+        .with_context(|| format!("pipeline has no element `{name}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_playable_looking_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let video = dir.path().join("clip.mp4");
+        let image = dir.path().join("still.png");
+        write_video(&video, 1, 320, 240, "smpte", "Item \"1\" ! name=x").unwrap();
+        write_png(&image, 320, 180, "ball", "Still ! \\ 2").unwrap();
+
+        let mp4 = std::fs::read(&video).unwrap();
+        assert!(mp4.len() > 1000, "mp4 is {} bytes", mp4.len());
+        assert!(mp4[..64].windows(4).any(|w| w == b"ftyp"), "no ftyp box");
+        let png = std::fs::read(&image).unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "no PNG magic");
+    }
+
+    #[test]
+    fn rejects_bad_input_with_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.png");
+        let err = write_png(&path, 64, 64, "ball ! fakesink", "x").unwrap_err();
+        assert!(format!("{err:#}").contains("pattern"), "{err:#}");
+        let err = write_png(&path, 64, 64, "no-such-pattern", "x").unwrap_err();
+        assert!(format!("{err:#}").contains("no-such-pattern"), "{err:#}");
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,72 @@
+//! Publishing signed documents to a broker, retained, on the topic their
+//! content calls for (DESIGN.md §4).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use phare_protocol::Envelope;
+use phare_protocol::broker::parse_broker;
+use phare_protocol::topics::Topics;
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+
+/// The topic an envelope belongs on, read from its (unverified) payload:
+/// routing only, devices verify everything.
+pub fn topic_for(envelope: &Envelope, prefix: Option<&str>) -> anyhow::Result<String> {
+    let payload: serde_json::Value =
+        serde_json::from_slice(&envelope.payload_bytes()?).context("the payload is not JSON")?;
+    let field = |name: &str| {
+        payload
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let fleet = field("fleet").context("the payload has no fleet")?;
+    let topics = match prefix {
+        Some(prefix) => Topics::new(prefix),
+        None => Topics::for_fleet(&fleet),
+    };
+    match field("kind").as_deref() {
+        Some("root") => {
+            let version = payload
+                .get("version")
+                .and_then(|v| v.as_u64())
+                .context("the root has no version")?;
+            Ok(topics.root(version))
+        }
+        Some("assignment") => {
+            let target = field("target").context("the assignment has no target")?;
+            topics
+                .assignment_for_target(&target)
+                .with_context(|| format!("bad target {target:?}"))
+        }
+        Some("alert") => Ok(topics.alert()),
+        other => bail!("cannot route a document of kind {other:?}"),
+    }
+}
+
+/// Publishes `payload` retained with QoS 1 and waits for the broker's ack.
+pub async fn publish_retained(broker: &str, topic: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+    let addr = parse_broker(broker).map_err(anyhow::Error::msg)?;
+    let client_id = format!("phare-op-{}", std::process::id());
+    let mut options = MqttOptions::new(client_id, addr.host, addr.port);
+    options.set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024);
+    let (client, mut eventloop) = AsyncClient::new(options, 8);
+    client
+        .publish(topic, QoS::AtLeastOnce, true, payload)
+        .await?;
+    let acked = async {
+        loop {
+            match eventloop.poll().await? {
+                Event::Incoming(Packet::PubAck(_)) => {
+                    client.disconnect().await?;
+                }
+                Event::Outgoing(Outgoing::Disconnect) => return anyhow::Ok(()),
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), acked)
+        .await
+        .with_context(|| format!("no acknowledgement from {broker} within 10 s"))?
+        .with_context(|| format!("publishing to {broker}"))
+}

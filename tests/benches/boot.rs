@@ -1,0 +1,69 @@
+//! `boot`: process start to first rendered frame, from the cache, with no
+//! network reachable (DESIGN.md §10). Writes target/bench/boot.json.
+
+use std::time::{Duration, Instant};
+
+use phare_tests::*;
+
+const RUNS: usize = 7;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let fleet = Fleet::new();
+    let clip = fleet.video("clip.mp4", "smpte");
+    let still = fleet.image("still.png", "ball");
+    let origin = Origin::serve(&fleet.media_dir(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut broker = Mosquitto::start();
+    publish(&broker, &fleet.sign(&fleet.assignment(1, &[&clip, &still]))).await;
+    let work = tempfile::tempdir().unwrap();
+    let mut player = Player::start(
+        work.path(),
+        &fleet.root_path(),
+        &[broker.url()],
+        &[origin.url()],
+    );
+    player.wait_status("the cache to fill", |s| !s["playing"].is_null());
+    player.stop();
+    broker.stop();
+    drop(origin);
+
+    let mut samples = Vec::new();
+    for _ in 0..RUNS {
+        std::fs::remove_file(player.data_dir.join("status.json")).unwrap();
+        let started = Instant::now();
+        player.restart();
+        // status.json shows `playing` once the first frame reached the sink.
+        while player.status().is_none_or(|s| s["playing"].is_null()) {
+            assert!(started.elapsed() < TIMEOUT, "no first frame");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        player.stop();
+    }
+    samples.sort_by(f64::total_cmp);
+    let median = samples[RUNS / 2];
+    println!("boot: process start to first frame, from cache, no network ({RUNS} runs)");
+    println!("{:>10} {:>10} {:>10}", "min ms", "median ms", "max ms");
+    println!(
+        "{:>10.1} {:>10.1} {:>10.1}",
+        samples[0],
+        median,
+        samples[RUNS - 1]
+    );
+    let report = serde_json::json!({
+        "first_frame_ms": median,
+        "min_ms": samples[0],
+        "max_ms": samples[RUNS - 1],
+        "runs": RUNS,
+        "samples_ms": samples,
+    });
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("boot.json"),
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
+}
