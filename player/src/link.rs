@@ -218,12 +218,14 @@ async fn session(
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     up = true;
                     tracing::info!(%broker, session_present = ack.session_present, "connected");
-                    // The broker forgot us: subscriptions must be made again.
-                    if !ack.session_present {
-                        let filters = config.subscriptions.iter().map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
-                        if let Err(e) = client.try_subscribe_many(filters) {
-                            return SessionEnd::Lost(format!("subscribe: {e}"));
-                        }
+                    // Subscribe on every new connection, not only when the
+                    // broker says it forgot us (session_present=false): some
+                    // brokers (rumqttd) claim a session they do not have.
+                    // Subscribing again is idempotent, and the retained
+                    // documents it re-delivers are recognised as known.
+                    let filters = config.subscriptions.iter().map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+                    if let Err(e) = client.try_subscribe_many(filters) {
+                        return SessionEnd::Lost(format!("subscribe: {e}"));
                     }
                     for (topic, payload) in std::mem::take(retained) {
                         let _ = client.try_publish(topic, QoS::AtLeastOnce, true, payload);

@@ -77,7 +77,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let now = Timestamp::now();
     let assignment = serde_json::json!({
         "kind": "assignment", "fleet": FLEET, "target": format!("device:{DEVICE}"),
-        "version": now.as_second(), "issued_at": now, "expires_at": now.checked_add(30.days().hours(0))?,
+        "version": now.as_second(), "issued_at": now, "expires_at": now.checked_add((30 * 24).hours())?,
         "timezone": "UTC", "assets": assets, "playlists": {"main": items}, "default_playlist": "main",
     });
     let envelope = keys.sign_as_publisher("assignment", &assignment);

@@ -62,7 +62,7 @@ impl FleetKeys {
             fleet: self.fleet.clone(),
             version,
             expires_at: Timestamp::now()
-                .checked_add(365.days().hours(0))
+                .checked_add((365 * 24).hours())
                 .unwrap_or(Timestamp::MAX),
             keys,
             roles: BTreeMap::from([
