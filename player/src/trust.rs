@@ -153,3 +153,189 @@ impl Trust {
 pub fn assignment_stream(target: &str) -> String {
     format!("assignment:{target}")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use phare_protocol::SigningKey;
+    use phare_protocol::document::{KeyEntry, Role};
+    use phare_protocol::envelope::payload_type;
+    use serde_json::json;
+
+    use super::*;
+
+    struct Keys {
+        root: SigningKey,
+        publisher: SigningKey,
+    }
+
+    fn keys() -> Keys {
+        Keys {
+            root: SigningKey::generate().unwrap(),
+            publisher: SigningKey::generate().unwrap(),
+        }
+    }
+
+    fn root_envelope(k: &Keys, version: u64, signers: &[&SigningKey]) -> Envelope {
+        let entry = |key: &SigningKey| KeyEntry {
+            alg: "ed25519".into(),
+            public: BASE64.encode(key.public_key()),
+        };
+        let role = |key: &SigningKey| Role {
+            keyids: vec![key.keyid()],
+            threshold: 1,
+        };
+        let root = Root {
+            kind: "root".into(),
+            fleet: "acme".into(),
+            version,
+            expires_at: "2099-01-01T00:00:00Z".parse().unwrap(),
+            keys: BTreeMap::from([
+                (k.root.keyid(), entry(&k.root)),
+                (k.publisher.keyid(), entry(&k.publisher)),
+            ]),
+            roles: BTreeMap::from([
+                ("root".into(), role(&k.root)),
+                ("publisher".into(), role(&k.publisher)),
+                ("operator".into(), role(&k.publisher)),
+            ]),
+        };
+        Envelope::sign(
+            &payload_type("root"),
+            &serde_json::to_vec(&root).unwrap(),
+            signers,
+        )
+    }
+
+    fn assignment(k: &Keys, version: u64, target: &str, expires_at: &str) -> Envelope {
+        let doc = json!({
+            "kind": "assignment", "fleet": "acme", "target": target, "version": version,
+            "issued_at": "2026-01-01T00:00:00Z", "expires_at": expires_at,
+            "assets": {}, "playlists": {"main": []}, "default_playlist": "main"
+        });
+        Envelope::sign(
+            &payload_type("assignment"),
+            &serde_json::to_vec(&doc).unwrap(),
+            &[&k.publisher],
+        )
+    }
+
+    fn trust(k: &Keys) -> Trust {
+        let identity = Identity {
+            fleet: "acme".into(),
+            device_id: "lobby-1".into(),
+            groups: vec!["lobby".into()],
+        };
+        Trust::new(&root_envelope(k, 1, &[&k.root]), &[], identity).unwrap()
+    }
+
+    fn now() -> Timestamp {
+        "2026-06-01T00:00:00Z".parse().unwrap()
+    }
+
+    const LATER: &str = "2027-01-01T00:00:00Z";
+
+    #[test]
+    fn newer_versions_pass_and_the_same_document_is_known() {
+        let k = keys();
+        let t = trust(&k);
+        let v2 = assignment(&k, 2, "device:lobby-1", LATER);
+        assert!(matches!(
+            t.verify_assignment(&v2, None, now()).unwrap(),
+            Verdict::New(_)
+        ));
+        let floor = StoredDocument {
+            version: 2,
+            envelope: v2.to_json(),
+        };
+        assert_eq!(
+            t.verify_assignment(&v2, Some(&floor), now()).unwrap(),
+            Verdict::Known
+        );
+        let v3 = assignment(&k, 3, "group:lobby", LATER);
+        assert!(matches!(
+            t.verify_assignment(&v3, Some(&floor), now()).unwrap(),
+            Verdict::New(_)
+        ));
+    }
+
+    #[test]
+    fn lower_or_same_version_with_other_bytes_is_a_rollback() {
+        let k = keys();
+        let t = trust(&k);
+        let floor = StoredDocument {
+            version: 5,
+            envelope: assignment(&k, 5, "device:lobby-1", LATER).to_json(),
+        };
+        let older = assignment(&k, 4, "device:lobby-1", LATER);
+        assert_eq!(
+            t.verify_assignment(&older, Some(&floor), now())
+                .unwrap_err()
+                .code(),
+            "rollback"
+        );
+        let same_version = assignment(&k, 5, "device:lobby-1", "2028-01-01T00:00:00Z");
+        assert_eq!(
+            t.verify_assignment(&same_version, Some(&floor), now())
+                .unwrap_err()
+                .code(),
+            "rollback"
+        );
+    }
+
+    #[test]
+    fn expired_new_documents_and_strangers_targets_are_refused() {
+        let k = keys();
+        let t = trust(&k);
+        let expired = assignment(&k, 2, "device:lobby-1", "2026-05-01T00:00:00Z");
+        assert_eq!(
+            t.verify_assignment(&expired, None, now())
+                .unwrap_err()
+                .code(),
+            "expired"
+        );
+        // ...but a stored one is still playable after it expires.
+        let stored = StoredDocument {
+            version: 2,
+            envelope: expired.to_json(),
+        };
+        t.reverify_stored(&stored).unwrap();
+        let other = assignment(&k, 2, "device:lobby-2", LATER);
+        assert_eq!(
+            t.verify_assignment(&other, None, now()).unwrap_err().code(),
+            "wrong_target"
+        );
+    }
+
+    #[test]
+    fn roots_are_applied_in_order_whatever_order_they_arrive_in() {
+        let k = keys();
+        let mut t = trust(&k);
+        let v2 = root_envelope(&k, 2, &[&k.root]);
+        let v3 = root_envelope(&k, 3, &[&k.root]);
+        assert_eq!(t.offer_root(3, v3).unwrap(), vec![]);
+        let accepted = t.offer_root(2, v2).unwrap();
+        assert_eq!(
+            accepted.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        assert_eq!(t.root().version, 3);
+        // Replaying an old root changes nothing.
+        assert_eq!(
+            t.offer_root(1, root_envelope(&k, 1, &[&k.root])).unwrap(),
+            vec![]
+        );
+        // A stored chain is replayed at start-up.
+        let identity = Identity {
+            fleet: "acme".into(),
+            device_id: "lobby-1".into(),
+            groups: vec![],
+        };
+        let stored: Vec<String> = accepted.into_iter().map(|(_, e)| e).collect();
+        let again = Trust::new(&root_envelope(&k, 1, &[&k.root]), &stored, identity).unwrap();
+        assert_eq!(again.root().version, 3);
+    }
+}

@@ -228,6 +228,7 @@ impl Player {
         let mut player = Player {
             data_dir,
             config,
+            log: dir.join("player.log"),
             child: None,
         };
         player.restart();
