@@ -96,16 +96,7 @@ impl Trust {
         floor: Option<&StoredDocument>,
         now: Timestamp,
     ) -> Result<Verdict, Rejection> {
-        let body = self
-            .root
-            .verify(envelope, RoleName::Publisher, "assignment")?;
-        let assignment: Assignment = parse_document(&body, "assignment")?;
-        assignment.validate()?;
-        assignment.check_binding(
-            &self.identity.fleet,
-            &self.identity.device_id,
-            &self.identity.groups,
-        )?;
+        let (assignment, body) = self.bound_assignment(envelope)?;
         if let Some(floor) = floor {
             if assignment.version < floor.version {
                 return Err(Rejection::Rollback {
@@ -135,17 +126,24 @@ impl Trust {
     /// the last verified assignment keeps playing after it expires.
     pub fn reverify_stored(&self, stored: &StoredDocument) -> Result<Assignment, Rejection> {
         let envelope = Envelope::from_slice(stored.envelope.as_bytes())?;
+        Ok(self.bound_assignment(&envelope)?.0)
+    }
+
+    /// Publisher signatures, document shape, and binding to this device;
+    /// returns the assignment and its verified payload bytes.
+    fn bound_assignment(&self, envelope: &Envelope) -> Result<(Assignment, Vec<u8>), Rejection> {
         let body = self
             .root
-            .verify(&envelope, RoleName::Publisher, "assignment")?;
+            .verify(envelope, RoleName::Publisher, "assignment")?;
         let assignment: Assignment = parse_document(&body, "assignment")?;
         assignment.validate()?;
-        assignment.check_binding(
-            &self.identity.fleet,
-            &self.identity.device_id,
-            &self.identity.groups,
-        )?;
-        Ok(assignment)
+        let Identity {
+            fleet,
+            device_id,
+            groups,
+        } = &self.identity;
+        assignment.check_binding(fleet, device_id, groups)?;
+        Ok((assignment, body))
     }
 }
 

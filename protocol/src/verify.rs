@@ -298,6 +298,39 @@ mod tests {
         );
     }
 
+    /// A vector built outside this code base: RFC 8032 test key 1 signing
+    /// the DSSE PAE of a fixed payload, computed with Python's
+    /// `cryptography` package. Guards PAE, key ids and base64 against
+    /// mistakes that a round trip through our own signer would hide.
+    #[test]
+    fn an_externally_built_envelope_verifies() {
+        let public_hex = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let public = hex::decode(public_hex).unwrap();
+        let keyid = "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9";
+        assert_eq!(keyid_of(&public), keyid);
+        let json = format!(
+            r#"{{"payloadType":"application/vnd.phare.assignment+json",
+                "payload":"eyJraW5kIjoiYXNzaWdubWVudCIsInZlcnNpb24iOjF9",
+                "signatures":[{{"keyid":"{keyid}","sig":"lN6pCP1C41nLCq5+CFSeAe6rgHP3IPreYBw5c9uvVSy1cmCVxalvzqg69p78dyzS+vm/Voad3xVa7bGDZoXyDg=="}}]}}"#
+        );
+        let envelope = Envelope::from_slice(json.as_bytes()).unwrap();
+        let f = fixture(1);
+        let mut root = root_doc(&f, 1, 1, 1);
+        root.keys.insert(
+            keyid.into(),
+            KeyEntry {
+                alg: "ed25519".into(),
+                public: BASE64.encode(&public),
+            },
+        );
+        root.roles.get_mut("publisher").unwrap().keyids = vec![keyid.into()];
+        assert_eq!(
+            root.verify(&envelope, RoleName::Publisher, "assignment")
+                .unwrap(),
+            br#"{"kind":"assignment","version":1}"#
+        );
+    }
+
     #[test]
     fn duplicate_signatures_count_once() {
         let f = fixture(3);

@@ -9,25 +9,15 @@ const RUNS: usize = 7;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let fleet = Fleet::new();
-    let clip = fleet.video("clip.mp4", "smpte");
-    let still = fleet.image("still.png", "ball");
-    let origin = Origin::serve(&fleet.media_dir(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let mut broker = Mosquitto::start();
-    publish(&broker, &fleet.sign(&fleet.assignment(1, &[&clip, &still]))).await;
-    let work = tempfile::tempdir().unwrap();
-    let mut player = Player::start(
-        work.path(),
-        &fleet.root_path(),
-        &[broker.url()],
-        &[origin.url()],
-    );
-    player.wait_status("the cache to fill", |s| !s["playing"].is_null());
+    let mut scene = Scene::new().await;
+    let clip = scene.fleet.video("clip.mp4", "smpte");
+    let still = scene.fleet.image("still.png", "ball");
+    scene.publish_assignment(1, &[&clip, &still]).await;
+    let mut player = scene.start_player();
+    player.wait_status("the cache to fill", playing_version(1));
     player.stop();
-    broker.stop();
-    drop(origin);
+    scene.broker.stop();
+    scene.origin = None;
 
     let mut samples = Vec::new();
     for _ in 0..RUNS {

@@ -362,3 +362,74 @@ fn player_binary() -> PathBuf {
     );
     path
 }
+
+/// One test's world: a fleet with its media origin and broker, and a
+/// directory for the player.
+pub struct Scene {
+    pub fleet: Fleet,
+    pub broker: Mosquitto,
+    /// Dropped to take the origin down.
+    pub origin: Option<Origin>,
+    pub work: tempfile::TempDir,
+}
+
+impl Scene {
+    /// Must run on a multi-threaded runtime: the origin serves from it while
+    /// the test blocks waiting for the player.
+    pub async fn new() -> Scene {
+        let fleet = Fleet::new();
+        let origin = Origin::serve(&fleet.media_dir(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        Scene {
+            fleet,
+            broker: Mosquitto::start(),
+            origin: Some(origin),
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Signs and publishes an assignment of `files` for the device.
+    pub async fn publish_assignment(&self, version: u64, files: &[&Path]) {
+        publish(
+            &self.broker,
+            &self.fleet.sign(&self.fleet.assignment(version, files)),
+        )
+        .await;
+    }
+
+    /// Starts the player against this scene's broker and origin.
+    pub fn start_player(&self) -> Player {
+        let origin = self.origin.as_ref().expect("the origin is up").url();
+        Player::start(
+            self.work.path(),
+            &self.fleet.root_path(),
+            &[self.broker.url()],
+            &[origin],
+        )
+    }
+}
+
+/// Status predicate: this assignment version is active and an item plays.
+pub fn playing_version(version: u64) -> impl FnMut(&Value) -> bool {
+    move |s| s["assignment"]["version"] == version && !s["playing"].is_null()
+}
+
+/// Status predicate: a rejection with this reason code was reported.
+pub fn rejected_with(reason: &'static str) -> impl FnMut(&Value) -> bool {
+    move |s| {
+        s["errors"]
+            .as_array()
+            .is_some_and(|errors| errors.iter().any(|e| e["reason"] == reason))
+    }
+}
+
+/// Asserts that `file` is among the items seen playing.
+pub fn assert_played(seen: &[(u64, String)], file: &Path) {
+    let id = asset_id(file);
+    assert!(
+        seen.iter().any(|(_, asset)| *asset == id),
+        "{} did not play; seen: {seen:?}",
+        file.display()
+    );
+}
