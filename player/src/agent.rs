@@ -10,16 +10,17 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use phare_protocol::topics::Topics;
-use phare_protocol::{AssetEntry, AssetId, Assignment, Envelope, Rejection};
+use phare_protocol::{Alert, AssetEntry, AssetId, Assignment, Command, Envelope, Rejection};
 use tokio::sync::mpsc;
 
 use crate::cache::{ContentStore, FetchEvent, Fetcher};
+use crate::clock::TrustedClock;
 use crate::config::Config;
 use crate::link::{Link, LinkConfig, LinkEvent};
 use crate::render::{MediaKind, PlayItem, RenderEvent, Renderer};
 use crate::report::{self, AssignmentStatus, Event, PendingStatus, PlayingStatus, Status};
 use crate::store::Store;
-use crate::trust::{Identity, Trust, Verdict, assignment_stream};
+use crate::trust::{ALERT_STREAM, Identity, Trust, Verdict, assignment_stream};
 
 /// What is on screen: the assignment and the playlist built from it.
 struct Active {
@@ -40,6 +41,11 @@ pub struct Agent {
     link: Link,
     status: Status,
     started: Instant,
+    clock: TrustedClock,
+    /// The time floor as last written to the store.
+    floor_saved: Timestamp,
+    /// The newest verified alert of the fleet, shown if it concerns us.
+    alert: Option<Alert>,
     /// Verified assignments by target (`device:<id>`, `group:<name>`).
     assignments: BTreeMap<String, Assignment>,
     active: Option<Active>,
@@ -65,6 +71,7 @@ impl Agent {
             groups: config.groups.clone(),
         };
         let trust = Trust::new(&pinned, &store.roots()?, identity).context("the pinned root")?;
+        let clock = TrustedClock::new(store.time_floor()?);
         let content = ContentStore::open(&config.data_dir)?;
         let topics = config.topics();
 
@@ -83,6 +90,8 @@ impl Agent {
             topics.device_assignment(&config.device_id),
         ];
         subscriptions.extend(config.groups.iter().map(|g| topics.group_assignment(g)));
+        subscriptions.push(topics.alert());
+        subscriptions.push(topics.command(&config.device_id));
         let (link_tx, link_events) = mpsc::unbounded_channel();
         let link = Link::spawn(
             LinkConfig {
@@ -108,6 +117,9 @@ impl Agent {
             renderer,
             link,
             started: Instant::now(),
+            floor_saved: clock.floor(),
+            clock,
+            alert: None,
             assignments: BTreeMap::new(),
             active: None,
             link_events,
@@ -115,6 +127,7 @@ impl Agent {
             render_events,
         };
         agent.load_stored_assignments();
+        agent.load_stored_alert();
         agent.reconcile();
         agent.publish_status();
         Ok(agent)
@@ -167,6 +180,34 @@ impl Agent {
         }
     }
 
+    fn load_stored_alert(&mut self) {
+        match self.store.document(ALERT_STREAM) {
+            Ok(Some(stored)) => match self.trust.reverify_alert(&stored) {
+                Ok(alert) => self.alert = Some(alert),
+                Err(rejection) => self.reject(ALERT_STREAM, &rejection),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "reading the stored alert"),
+        }
+    }
+
+    /// Persists the time floor when it moved by a minute or more: often
+    /// enough to matter after a power cut, rarely enough to spare the SD card.
+    fn save_time_floor(&mut self) {
+        let floor = self.clock.floor();
+        if floor.duration_since(self.floor_saved) >= jiff::SignedDuration::from_secs(60) {
+            match self.store.put_time_floor(floor) {
+                Ok(()) => self.floor_saved = floor,
+                Err(e) => tracing::error!(error = %e, "saving the time floor"),
+            }
+        }
+    }
+
+    /// The trusted now: never below the durable time floor.
+    fn now(&mut self) -> Timestamp {
+        self.clock.now(Timestamp::now())
+    }
+
     fn on_link(&mut self, event: LinkEvent) {
         match event {
             LinkEvent::Connected { broker } => {
@@ -195,6 +236,10 @@ impl Agent {
             self.on_root(topic, version, envelope);
         } else if let Some(target) = self.target_of(topic) {
             self.on_assignment(&target, envelope);
+        } else if topic == self.topics.alert() {
+            self.on_alert(envelope);
+        } else if topic == self.topics.command(&self.config.device_id) {
+            self.on_command(envelope);
         }
     }
 
@@ -207,16 +252,23 @@ impl Agent {
     }
 
     fn on_root(&mut self, topic: &str, version: u64, envelope: Envelope) {
-        match self.trust.offer_root(version, envelope) {
-            Ok(accepted) => {
-                for (version, envelope) in accepted {
-                    if let Err(e) = self.store.put_root(version, &envelope) {
-                        tracing::error!(error = %e, "storing an accepted root");
-                    }
-                    tracing::info!(version, "accepted a new root");
-                }
+        let update = self.trust.offer_root(version, envelope);
+        for (version, envelope) in &update.accepted {
+            if let Err(e) = self.store.put_root(*version, envelope) {
+                tracing::error!(error = %e, "storing an accepted root");
             }
-            Err(rejection) => self.reject(topic, &rejection),
+            tracing::info!(version, "accepted a new root");
+        }
+        if update.publisher_rotated {
+            tracing::info!(
+                "publisher keys rotated: version floors of assignments and alerts reset"
+            );
+            if let Err(e) = self.store.reset_publisher_floors() {
+                tracing::error!(error = %e, "resetting version floors");
+            }
+        }
+        if let Some(rejection) = update.rejected {
+            self.reject(topic, &rejection);
         }
     }
 
@@ -226,18 +278,18 @@ impl Agent {
             Ok(floor) => floor,
             Err(e) => return tracing::error!(error = %e, "reading the version floor"),
         };
-        let assignment =
-            match self
-                .trust
-                .verify_assignment(&envelope, floor.as_ref(), Timestamp::now())
-            {
-                Ok(Verdict::New(assignment)) if assignment.target == target => *assignment,
-                Ok(Verdict::New(assignment)) => {
-                    return self.reject(target, &Rejection::WrongTarget(assignment.target));
-                }
-                Ok(Verdict::Known) => return,
-                Err(rejection) => return self.reject(target, &rejection),
-            };
+        let assignment = match self.trust.verify_assignment(
+            &envelope,
+            floor.as_ref(),
+            self.clock.now(Timestamp::now()),
+        ) {
+            Ok(Verdict::New(assignment)) if assignment.target == target => *assignment,
+            Ok(Verdict::New(assignment)) => {
+                return self.reject(target, &Rejection::WrongTarget(assignment.target));
+            }
+            Ok(Verdict::Known) => return,
+            Err(rejection) => return self.reject(target, &rejection),
+        };
         if let Err(e) = self
             .store
             .put_document(&stream, assignment.version, &envelope.to_json())
@@ -250,9 +302,87 @@ impl Agent {
             version = assignment.version,
             "accepted an assignment"
         );
+        self.clock.observe_signed(assignment.issued_at);
         self.assignments.insert(target.to_string(), assignment);
         self.reconcile();
         self.publish_status();
+    }
+
+    fn on_alert(&mut self, envelope: Envelope) {
+        let floor = match self.store.document(ALERT_STREAM) {
+            Ok(floor) => floor,
+            Err(e) => return tracing::error!(error = %e, "reading the alert floor"),
+        };
+        let now = self.now();
+        let alert = match self.trust.verify_alert(&envelope, floor.as_ref(), now) {
+            Ok(Verdict::New(alert)) => *alert,
+            Ok(Verdict::Known) => return,
+            Err(rejection) => return self.reject(ALERT_STREAM, &rejection),
+        };
+        if let Err(e) = self
+            .store
+            .put_document(ALERT_STREAM, alert.version, &envelope.to_json())
+        {
+            return tracing::error!(error = %e, "storing an accepted alert");
+        }
+        tracing::info!(
+            version = alert.version,
+            active = alert.active,
+            "accepted an alert"
+        );
+        self.clock.observe_signed(alert.issued_at);
+        self.alert = Some(alert);
+        self.publish_status();
+    }
+
+    /// The alert to show now, if any: active, unexpired, addressed to us.
+    fn shown_alert(&self, now: Timestamp) -> Option<&Alert> {
+        self.alert.as_ref().filter(|a| {
+            a.active
+                && a.expires_at > now
+                && a.concerns(&self.config.device_id, &self.config.groups)
+        })
+    }
+
+    fn on_command(&mut self, envelope: Envelope) {
+        let now = self.now();
+        let subject = self.topics.command(&self.config.device_id);
+        let command = match self.trust.verify_command(&envelope, now) {
+            Ok(command) => command,
+            Err(rejection) => return self.reject(&subject, &rejection),
+        };
+        match self
+            .store
+            .record_command(&command.id, command.expires_at, now)
+        {
+            Ok(true) => {}
+            Ok(false) => return self.reject(&subject, &Rejection::Replay(command.id)),
+            // Unrecorded means it could run twice: refuse rather than risk it.
+            Err(e) => return tracing::error!(error = %e, "recording a command id"),
+        }
+        self.clock.observe_signed(command.issued_at);
+        let outcome = self.execute(&command);
+        let response = serde_json::json!({
+            "id": command.id,
+            "ok": outcome.is_ok(),
+            "error": outcome.err(),
+            "action": command.action,
+            "at": now,
+        });
+        let json = serde_json::to_vec(&response).expect("responses always serialise");
+        self.link
+            .publish(self.topics.response(&self.config.device_id), json, false);
+    }
+
+    /// Carries out a verified, first-seen command.
+    fn execute(&mut self, command: &Command) -> Result<(), String> {
+        match command.action.as_str() {
+            "report_now" => {
+                self.publish_status();
+                Ok(())
+            }
+            other => Err(format!("action {other:?} is not supported by this player")),
+        }
     }
 
     /// The effective assignment: the device's own, else the first of its
@@ -420,8 +550,12 @@ impl Agent {
     }
 
     fn publish_status(&mut self) {
-        let now = Timestamp::now();
+        let now = self.now();
+        self.save_time_floor();
         self.status.at = now;
+        self.status.alert = self.shown_alert(now).map(|a| {
+            serde_json::json!({"version": a.version, "style": a.style, "message": a.message, "expires_at": a.expires_at})
+        });
         self.status.uptime_s = self.started.elapsed().as_secs();
         if let (Some(status), Some(active)) = (&mut self.status.assignment, &self.active) {
             status.stale = active.assignment.expires_at <= now;

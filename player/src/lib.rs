@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod link;
 pub mod render;

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use jiff::Timestamp;
 use phare_protocol::AssetId;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -35,6 +36,14 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE TABLE IF NOT EXISTS roots (
     version  INTEGER PRIMARY KEY,
     envelope TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS commands_seen (
+    id         TEXT PRIMARY KEY,
+    expires_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS assets (
     id          TEXT PRIMARY KEY,
@@ -101,6 +110,59 @@ impl Store {
         self.db.execute(
             "INSERT OR REPLACE INTO roots (version, envelope) VALUES (?1, ?2)",
             params![version as i64, envelope],
+        )?;
+        Ok(())
+    }
+
+    /// Resets the version floors of publisher documents (assignments and
+    /// alerts) to 0, keeping the documents: after the publisher key was
+    /// rotated, the new key may start again from any version.
+    pub fn reset_publisher_floors(&self) -> Result<(), StoreError> {
+        self.db.execute(
+            "UPDATE documents SET version = 0 WHERE stream LIKE 'assignment:%' OR stream = 'alert'",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// Records a command id; false if it was already recorded (a replay).
+    /// Ids of commands expired before `now` are forgotten: an expired
+    /// command is refused anyway, and the time floor never goes back.
+    pub fn record_command(
+        &self,
+        id: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.db.execute(
+            "DELETE FROM commands_seen WHERE expires_at < ?1",
+            [now.to_string()],
+        )?;
+        let inserted = self.db.execute(
+            "INSERT OR IGNORE INTO commands_seen (id, expires_at) VALUES (?1, ?2)",
+            params![id, expires_at.to_string()],
+        )?;
+        Ok(inserted == 1)
+    }
+
+    /// The durable time floor: the latest trustworthy time seen.
+    pub fn time_floor(&self) -> Result<Option<Timestamp>, StoreError> {
+        let value: Option<String> = self
+            .db
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'time_floor'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(value.and_then(|v| v.parse().ok()))
+    }
+
+    pub fn put_time_floor(&self, floor: Timestamp) -> Result<(), StoreError> {
+        self.db.execute(
+            "INSERT INTO settings (key, value) VALUES ('time_floor', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = ?1",
+            [floor.to_string()],
         )?;
         Ok(())
     }

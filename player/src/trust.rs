@@ -1,20 +1,24 @@
 //! What the device believes: the current root and the verification of every
 //! document against it (DESIGN.md §3). Pure decisions; the agent persists
-//! what this module accepts.
+//! what this module accepts and supplies the trusted time.
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use phare_protocol::document::{check_not_expired, parse_document};
-use phare_protocol::{Assignment, Envelope, Rejection, RoleName, Root};
+use phare_protocol::{Alert, Assignment, Command, Envelope, Rejection, RoleName, Root};
 
 use crate::store::StoredDocument;
 
-/// The outcome of checking an assignment against the version floor.
+/// Roots held while waiting for their predecessor. Bounded, so that a
+/// hostile broker cannot grow memory with made-up versions.
+const MAX_ROOTS_AHEAD: usize = 64;
+
+/// The outcome of checking a versioned document against its floor.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub enum Verdict<T> {
     /// A newer document, verified and bound to this device.
-    New(Box<Assignment>),
+    New(Box<T>),
     /// The exact document already accepted (a retained message seen again).
     Known,
 }
@@ -25,6 +29,19 @@ pub struct Identity {
     pub fleet: String,
     pub device_id: String,
     pub groups: Vec<String>,
+}
+
+/// What accepting new roots changed.
+#[derive(Debug, Default, PartialEq)]
+pub struct RootUpdate {
+    /// The roots newly accepted, in order, as (version, envelope JSON).
+    pub accepted: Vec<(u64, String)>,
+    /// The publisher keys changed: version floors of publisher documents
+    /// must be reset, which is how an operator recovers from a compromised
+    /// key that fast-forwarded them (as TUF does for its timestamp role).
+    pub publisher_rotated: bool,
+    /// The next root in the chain was refused; the roots before it stand.
+    pub rejected: Option<Rejection>,
 }
 
 pub struct Trust {
@@ -68,24 +85,42 @@ impl Trust {
         &self.root
     }
 
-    /// Offers a root seen on `trust/root/<N>`. Returns the roots newly
-    /// accepted, in order, as (version, envelope JSON) to persist.
-    pub fn offer_root(
-        &mut self,
-        version: u64,
-        envelope: Envelope,
-    ) -> Result<Vec<(u64, String)>, Rejection> {
+    /// Offers a root seen on `trust/root/<N>` and walks the chain as far as
+    /// the roots held allow.
+    pub fn offer_root(&mut self, version: u64, envelope: Envelope) -> RootUpdate {
         if version <= self.root.version {
-            return Ok(Vec::new());
+            return RootUpdate::default();
         }
-        self.ahead.insert(version, envelope);
-        let mut accepted = Vec::new();
+        if self.ahead.len() < MAX_ROOTS_AHEAD || self.ahead.contains_key(&version) {
+            self.ahead.insert(version, envelope);
+        }
+        let publishers_before = self.role_keys(RoleName::Publisher);
+        let mut update = RootUpdate::default();
         while let Some(next) = self.ahead.remove(&(self.root.version + 1)) {
-            let root = self.root.verify_successor(&next)?;
-            accepted.push((root.version, next.to_json()));
-            self.root = root;
+            match self.root.verify_successor(&next) {
+                Ok(root) => {
+                    update.accepted.push((root.version, next.to_json()));
+                    self.root = root;
+                }
+                Err(rejection) => {
+                    update.rejected = Some(rejection);
+                    break;
+                }
+            }
         }
-        Ok(accepted)
+        update.publisher_rotated = self.role_keys(RoleName::Publisher) != publishers_before;
+        update
+    }
+
+    fn role_keys(&self, role: RoleName) -> Vec<String> {
+        let mut keys = self
+            .root
+            .roles
+            .get(role.as_str())
+            .map(|r| r.keyids.clone())
+            .unwrap_or_default();
+        keys.sort();
+        keys
     }
 
     /// Verifies an assignment envelope: publisher threshold, shape, binding
@@ -95,31 +130,10 @@ impl Trust {
         envelope: &Envelope,
         floor: Option<&StoredDocument>,
         now: Timestamp,
-    ) -> Result<Verdict, Rejection> {
+    ) -> Result<Verdict<Assignment>, Rejection> {
         let (assignment, body) = self.bound_assignment(envelope)?;
-        if let Some(floor) = floor {
-            if assignment.version < floor.version {
-                return Err(Rejection::Rollback {
-                    have: floor.version,
-                    got: assignment.version,
-                });
-            }
-            if assignment.version == floor.version {
-                let same = Envelope::from_slice(floor.envelope.as_bytes())
-                    .and_then(|stored| stored.payload_bytes())
-                    .is_ok_and(|stored| stored == body);
-                return if same {
-                    Ok(Verdict::Known)
-                } else {
-                    Err(Rejection::Rollback {
-                        have: floor.version,
-                        got: assignment.version,
-                    })
-                };
-            }
-        }
-        check_not_expired(assignment.expires_at, now)?;
-        Ok(Verdict::New(Box::new(assignment)))
+        let (version, expires_at) = (assignment.version, assignment.expires_at);
+        versioned(assignment, version, expires_at, &body, floor, now)
     }
 
     /// Re-verifies a stored assignment at start-up. Expiry is not checked:
@@ -145,12 +159,101 @@ impl Trust {
         assignment.check_binding(fleet, device_id, groups)?;
         Ok((assignment, body))
     }
+
+    /// Verifies an alert: publisher threshold, fleet, shape, the fleet-wide
+    /// alert version floor, expiry. Alerts for other devices are valid
+    /// documents too (they move the floor); [`Alert::concerns`] says
+    /// whether to show one.
+    pub fn verify_alert(
+        &self,
+        envelope: &Envelope,
+        floor: Option<&StoredDocument>,
+        now: Timestamp,
+    ) -> Result<Verdict<Alert>, Rejection> {
+        let body = self.root.verify(envelope, RoleName::Publisher, "alert")?;
+        let alert: Alert = parse_document(&body, "alert")?;
+        alert.validate()?;
+        self.check_fleet(&alert.fleet)?;
+        let (version, expires_at) = (alert.version, alert.expires_at);
+        versioned(alert, version, expires_at, &body, floor, now)
+    }
+
+    /// Re-verifies the stored alert at start-up (it may have expired since).
+    pub fn reverify_alert(&self, stored: &StoredDocument) -> Result<Alert, Rejection> {
+        let envelope = Envelope::from_slice(stored.envelope.as_bytes())?;
+        let body = self.root.verify(&envelope, RoleName::Publisher, "alert")?;
+        parse_document(&body, "alert")
+    }
+
+    /// Verifies a command: operator threshold, bound to this device, not
+    /// expired. Whether its id was seen before is the store's to say.
+    pub fn verify_command(
+        &self,
+        envelope: &Envelope,
+        now: Timestamp,
+    ) -> Result<Command, Rejection> {
+        let body = self.root.verify(envelope, RoleName::Operator, "command")?;
+        let command: Command = parse_document(&body, "command")?;
+        command.check_binding(&self.identity.fleet, &self.identity.device_id)?;
+        check_not_expired(command.expires_at, now)?;
+        Ok(command)
+    }
+
+    fn check_fleet(&self, fleet: &str) -> Result<(), Rejection> {
+        if fleet == self.identity.fleet {
+            Ok(())
+        } else {
+            Err(Rejection::WrongFleet {
+                want: self.identity.fleet.clone(),
+                got: fleet.to_string(),
+            })
+        }
+    }
+}
+
+/// The version-floor and expiry rules shared by every versioned stream:
+/// lower versions and the same version with other bytes are rollbacks; the
+/// same bytes again are known; only new documents must be unexpired.
+fn versioned<T>(
+    document: T,
+    version: u64,
+    expires_at: Timestamp,
+    body: &[u8],
+    floor: Option<&StoredDocument>,
+    now: Timestamp,
+) -> Result<Verdict<T>, Rejection> {
+    if let Some(floor) = floor {
+        if version < floor.version {
+            return Err(Rejection::Rollback {
+                have: floor.version,
+                got: version,
+            });
+        }
+        if version == floor.version {
+            let same = Envelope::from_slice(floor.envelope.as_bytes())
+                .and_then(|stored| stored.payload_bytes())
+                .is_ok_and(|stored| stored == body);
+            return if same {
+                Ok(Verdict::Known)
+            } else {
+                Err(Rejection::Rollback {
+                    have: floor.version,
+                    got: version,
+                })
+            };
+        }
+    }
+    check_not_expired(expires_at, now)?;
+    Ok(Verdict::New(Box::new(document)))
 }
 
 /// The durable stream an assignment's version floor belongs to.
 pub fn assignment_stream(target: &str) -> String {
     format!("assignment:{target}")
 }
+
+/// The durable stream of the fleet's alerts.
+pub const ALERT_STREAM: &str = "alert";
 
 #[cfg(test)]
 mod tests {
@@ -314,18 +417,15 @@ mod tests {
         let mut t = trust(&k);
         let v2 = root_envelope(&k, 2, &[&k.root]);
         let v3 = root_envelope(&k, 3, &[&k.root]);
-        assert_eq!(t.offer_root(3, v3).unwrap(), vec![]);
-        let accepted = t.offer_root(2, v2).unwrap();
+        assert_eq!(t.offer_root(3, v3), RootUpdate::default());
+        let accepted = t.offer_root(2, v2).accepted;
         assert_eq!(
             accepted.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
             vec![2, 3]
         );
         assert_eq!(t.root().version, 3);
         // Replaying an old root changes nothing.
-        assert_eq!(
-            t.offer_root(1, root_envelope(&k, 1, &[&k.root])).unwrap(),
-            vec![]
-        );
+        assert_eq!(t.offer_root(1, root_envelope(&k, 1, &[&k.root])), RootUpdate::default());
         // A stored chain is replayed at start-up.
         let identity = Identity {
             fleet: "acme".into(),

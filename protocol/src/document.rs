@@ -322,6 +322,98 @@ impl Assignment {
     }
 }
 
+/// A message shown over everything until it expires or a higher version
+/// with `active: false` clears it (DESIGN.md §6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub kind: String,
+    pub fleet: String,
+    pub version: u64,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub active: bool,
+    /// `device:<id>` or `group:<name>` entries; absent = the whole fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<String>>,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default = "fullscreen")]
+    pub style: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<AssetId>,
+}
+
+fn fullscreen() -> String {
+    "fullscreen".to_string()
+}
+
+impl Alert {
+    pub fn validate(&self) -> Result<(), Rejection> {
+        if !matches!(self.style.as_str(), "fullscreen" | "banner") {
+            return Err(Rejection::Malformed(format!(
+                "alert style {:?} is neither fullscreen nor banner",
+                self.style
+            )));
+        }
+        if self.targets.as_ref().is_some_and(|t| t.len() > MAX_ENTRIES) {
+            return Err(Rejection::Malformed(format!(
+                "more than {MAX_ENTRIES} alert targets"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the alert is addressed to this device (directly, through one
+    /// of its groups, or fleet-wide).
+    pub fn concerns(&self, device: &str, groups: &[String]) -> bool {
+        self.targets.as_ref().is_none_or(|targets| {
+            targets.iter().any(|t| {
+                t.strip_prefix("device:") == Some(device)
+                    || t.strip_prefix("group:")
+                        .is_some_and(|g| groups.iter().any(|mine| mine == g))
+            })
+        })
+    }
+}
+
+/// An operator's order to one device; short-lived and used once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub kind: String,
+    pub fleet: String,
+    pub device: String,
+    pub id: String,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub action: String,
+    #[serde(default)]
+    pub args: serde_json::Value,
+}
+
+/// Longest command id accepted; ids are stored to refuse replays.
+const MAX_COMMAND_ID: usize = 128;
+
+impl Command {
+    /// Checks the command is for this device of this fleet.
+    pub fn check_binding(&self, fleet: &str, device: &str) -> Result<(), Rejection> {
+        if self.fleet != fleet {
+            return Err(Rejection::WrongFleet {
+                want: fleet.to_string(),
+                got: self.fleet.clone(),
+            });
+        }
+        if self.device != device {
+            return Err(Rejection::WrongTarget(format!("device:{}", self.device)));
+        }
+        if self.id.is_empty() || self.id.len() > MAX_COMMAND_ID {
+            return Err(Rejection::Malformed(format!(
+                "command id must be 1 to {MAX_COMMAND_ID} bytes"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Refuses a new document that has already expired.
 pub fn check_not_expired(expires_at: Timestamp, now: Timestamp) -> Result<(), Rejection> {
     if expires_at <= now {

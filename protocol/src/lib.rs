@@ -6,7 +6,7 @@
 //!
 //! - [`keys`]: Ed25519 signing keys and key ids.
 //! - [`envelope`]: DSSE envelopes (sign, parse with the size cap).
-//! - [`document`]: the signed documents (`root`, `assignment`).
+//! - [`document`]: the signed documents (`root`, `assignment`, `alert`, `command`).
 //! - [`verify`]: role thresholds and root rotation.
 //! - [`topics`]: MQTT topic names.
 //! - [`rejection`]: machine-readable reasons a document is refused.
@@ -19,7 +19,7 @@ pub mod rejection;
 pub mod topics;
 pub mod verify;
 
-pub use document::{AssetEntry, AssetId, Assignment, PlaylistItem, RoleName, Root};
+pub use document::{Alert, AssetEntry, AssetId, Assignment, Command, PlaylistItem, RoleName, Root};
 pub use envelope::{Envelope, MAX_ENVELOPE_BYTES};
 pub use keys::{SigningKey, keyid_of};
 pub use rejection::Rejection;

@@ -26,6 +26,8 @@ pub enum Rejection {
     WrongTarget(String),
     #[error("unsafe URL {0:?}")]
     UnsafeUrl(String),
+    #[error("command {0:?} was already received")]
+    Replay(String),
 }
 
 impl Rejection {
@@ -41,6 +43,7 @@ impl Rejection {
             Rejection::WrongFleet { .. } => "wrong_fleet",
             Rejection::WrongTarget(_) => "wrong_target",
             Rejection::UnsafeUrl(_) => "unsafe_url",
+            Rejection::Replay(_) => "replay",
         }
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use jiff::{Timestamp, ToSpan};
 
 use crate::asset::entry_for;
-use crate::keys::{FleetKeys, ROOT_ENVELOPE_FILE};
+use crate::keys::{InitSpec, Keyring};
 use crate::origin::Origin;
 use crate::publish::{publish_retained, topic_for};
 use crate::{broker, media};
@@ -60,8 +60,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     if keys_dir.exists() {
         std::fs::remove_dir_all(&keys_dir)?;
     }
-    let keys = FleetKeys::generate(FLEET)?;
-    keys.save(&keys_dir)?;
+    let keyring = Keyring::init(&keys_dir, FLEET, InitSpec::default())?;
 
     let mut assets = serde_json::Map::new();
     let mut items = Vec::new();
@@ -80,7 +79,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         "version": now.as_second(), "issued_at": now, "expires_at": now.checked_add((30 * 24).hours())?,
         "timezone": "UTC", "assets": assets, "playlists": {"main": items}, "default_playlist": "main",
     });
-    let envelope = keys.sign_as_publisher("assignment", &assignment);
+    let envelope = keyring.sign("assignment", &assignment)?;
     publish_retained(
         &broker_url,
         &topic_for(&envelope, None)?,
@@ -99,7 +98,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         "device_id = \"{DEVICE}\"\nfleet = \"{FLEET}\"\nbrokers = [\"{broker_url}\"]\norigins = [\"{}\"]\n\
          root = \"{}\"\ndata_dir = \"{}\"\nvideo_sink = \"{sink}\"\nstatus_interval_s = 5\n",
         origin.url(),
-        keys_dir.join(ROOT_ENVELOPE_FILE).display(),
+        keyring.root_path().display(),
         data_dir.display(),
     );
     let config_path = dir.join("player.toml");

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use phare_protocol::Envelope;
 use phare_protocol::envelope::payload_type;
+use phare_protocol::{Envelope, RoleName};
 use phare_provisioning::{asset, demo, keys, publish};
 
 /// Operate a fleet of Phare screens: keys, signed documents, publishing,
@@ -23,16 +23,27 @@ enum Command {
     /// Manage the fleet's signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Wrap a JSON document in a DSSE envelope signed by the given keys.
+    /// Wrap a JSON document in a DSSE envelope signed by the given keys,
+    /// or add signatures to an existing envelope (threshold signing by key
+    /// holders in different places).
     Sign {
-        /// Document kind: root, assignment, alert or command.
+        /// Document kind: root, assignment, alert or command (read from the
+        /// payload when omitted).
         #[arg(long)]
-        kind: String,
-        /// PKCS#8 private key file; repeat for threshold signing.
-        #[arg(long = "key", required = true)]
+        kind: Option<String>,
+        /// PKCS#8 private key file; repeatable.
+        #[arg(long = "key")]
         keys: Vec<PathBuf>,
+        /// Sign with every key held in this keyring for the kind's role.
+        #[arg(long)]
+        keyring: Option<PathBuf>,
+        /// Add the signatures to this existing envelope (rewritten in place
+        /// unless -o is given) instead of signing a payload.
+        #[arg(long, conflicts_with = "payload")]
+        add_to: Option<PathBuf>,
         /// The JSON payload to sign (its exact bytes are signed).
-        payload: PathBuf,
+        #[arg(required_unless_present = "add_to")]
+        payload: Option<PathBuf>,
         /// Write the envelope here instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -67,15 +78,62 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Create root, publisher and operator keys (mode 0600) and the signed
-    /// root document (root.json) that devices pin.
+    /// Create a keyring: root, publisher and operator keys (PKCS#8, mode
+    /// 0600) and root version 1, `root.json`, which devices pin.
     Init {
-        /// Directory for the keys; existing keys are never overwritten.
+        /// The keyring directory; existing keys are never overwritten.
         #[arg(long, default_value = "keys")]
         dir: PathBuf,
         /// The fleet name.
         #[arg(long)]
         fleet: String,
+        /// Number of root keys (give each to a different person).
+        #[arg(long, default_value_t = 1)]
+        root_keys: usize,
+        /// Root signatures required to change the root.
+        #[arg(long, default_value_t = 1)]
+        root_threshold: usize,
+        /// Number of publisher keys (sign assignments and alerts).
+        #[arg(long, default_value_t = 1)]
+        publisher_keys: usize,
+        /// Publisher signatures required on a document.
+        #[arg(long, default_value_t = 1)]
+        publisher_threshold: usize,
+        /// Number of operator keys (sign commands).
+        #[arg(long, default_value_t = 1)]
+        operator_keys: usize,
+    },
+    /// Replace every key of a role with fresh ones (a new root version).
+    Rotate {
+        #[arg(long, default_value = "keys")]
+        dir: PathBuf,
+        /// root, publisher or operator.
+        #[arg(long)]
+        role: String,
+    },
+    /// Add a fresh key to a role (a new root version).
+    Add {
+        #[arg(long, default_value = "keys")]
+        dir: PathBuf,
+        /// root, publisher or operator.
+        #[arg(long)]
+        role: String,
+        /// Also set the role's threshold.
+        #[arg(long)]
+        threshold: Option<usize>,
+    },
+    /// Remove a key from every role (a new root version): documents signed
+    /// only by it are refused from then on.
+    Revoke {
+        #[arg(long, default_value = "keys")]
+        dir: PathBuf,
+        /// The key id (hex SHA-256 of the public key).
+        keyid: String,
+    },
+    /// Show the current root: version, expiry, roles and keys held here.
+    Show {
+        #[arg(long, default_value = "keys")]
+        dir: PathBuf,
     },
 }
 
@@ -94,6 +152,124 @@ enum AssetCommand {
     },
 }
 
+/// The document kind of a payload, checked against `--kind` if given.
+fn document_kind(payload: &[u8], expected: Option<&str>) -> anyhow::Result<String> {
+    let document: serde_json::Value =
+        serde_json::from_slice(payload).context("the payload is not JSON")?;
+    let kind = document
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .context("the payload has no \"kind\"")?;
+    if let Some(expected) = expected {
+        anyhow::ensure!(
+            kind == expected,
+            "the payload's \"kind\" is {kind:?}, not {expected:?}"
+        );
+    }
+    Ok(kind.to_string())
+}
+
+fn role_named(name: &str) -> anyhow::Result<RoleName> {
+    Ok(match name {
+        "root" => RoleName::Root,
+        "publisher" => RoleName::Publisher,
+        "operator" => RoleName::Operator,
+        other => anyhow::bail!("unknown role {other:?}: root, publisher or operator"),
+    })
+}
+
+fn report_root(written: keys::RootWritten) {
+    println!(
+        "wrote root version {} to {}",
+        written.version,
+        written.path.display()
+    );
+    if written.missing.is_empty() {
+        println!(
+            "publish it: phare publish --broker <url> {}",
+            written.path.display()
+        );
+    } else {
+        println!(
+            "it still needs signatures ({}):",
+            written.missing.join("; ")
+        );
+        println!(
+            "  phare sign --add-to {} --key <root key>",
+            written.path.display()
+        );
+    }
+}
+
+fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Init {
+            dir,
+            fleet,
+            root_keys,
+            root_threshold,
+            publisher_keys,
+            publisher_threshold,
+            operator_keys,
+        } => {
+            let spec = keys::InitSpec {
+                root_keys,
+                root_threshold,
+                publisher_keys,
+                publisher_threshold,
+                operator_keys,
+                operator_threshold: 1,
+            };
+            let keyring = keys::Keyring::init(&dir, &fleet, spec)?;
+            println!("keyring for fleet {fleet:?} written to {}", dir.display());
+            println!(
+                "pin {} on every device (config key `root`)",
+                keyring.root_path().display()
+            );
+        }
+        KeysCommand::Rotate { dir, role } => {
+            report_root(keys::Keyring::open(&dir)?.rotate(role_named(&role)?)?)
+        }
+        KeysCommand::Add {
+            dir,
+            role,
+            threshold,
+        } => report_root(keys::Keyring::open(&dir)?.add(role_named(&role)?, threshold)?),
+        KeysCommand::Revoke { dir, keyid } => {
+            report_root(keys::Keyring::open(&dir)?.revoke(&keyid)?)
+        }
+        KeysCommand::Show { dir } => {
+            let keyring = keys::Keyring::open(&dir)?;
+            let root = keyring.root();
+            println!(
+                "fleet {:?}, root version {}, expires {}",
+                root.fleet, root.version, root.expires_at
+            );
+            for role in [RoleName::Root, RoleName::Publisher, RoleName::Operator] {
+                let spec = &root.roles[role.as_str()];
+                let held: Vec<String> = keyring.held_keys(role).iter().map(|k| k.keyid()).collect();
+                println!(
+                    "{:>10}: threshold {} of {}",
+                    role.as_str(),
+                    spec.threshold,
+                    spec.keyids.len()
+                );
+                for keyid in &spec.keyids {
+                    println!(
+                        "            {keyid}{}",
+                        if held.contains(keyid) {
+                            "  (held here)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -105,39 +281,46 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Keys(KeysCommand::Init { dir, fleet }) => {
-            let keys = keys::FleetKeys::generate(&fleet)?;
-            keys.save(&dir)?;
-            println!("keys for fleet {fleet:?} written to {}", dir.display());
-            println!(
-                "pin {} on every device (config key `root`)",
-                dir.join(keys::ROOT_ENVELOPE_FILE).display()
-            );
-        }
+        Command::Keys(command) => keys_command(command)?,
         Command::Sign {
             kind,
             keys: key_files,
+            keyring,
+            add_to,
             payload,
             output,
         } => {
-            let body = std::fs::read(&payload)
-                .with_context(|| format!("reading {}", payload.display()))?;
-            let document: serde_json::Value = serde_json::from_slice(&body)
-                .with_context(|| format!("{} is not JSON", payload.display()))?;
-            anyhow::ensure!(
-                document.get("kind").and_then(|k| k.as_str()) == Some(kind.as_str()),
-                "the payload's \"kind\" is not {kind:?}"
-            );
             let signers = key_files
                 .iter()
                 .map(|p| keys::read_private_key(p))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let envelope = Envelope::sign(
-                &payload_type(&kind),
-                &body,
-                &signers.iter().collect::<Vec<_>>(),
+            let (mut envelope, kind) = match (&add_to, &payload) {
+                (Some(existing), _) => {
+                    let envelope = Envelope::from_slice(&std::fs::read(existing)?)?;
+                    let kind = document_kind(&envelope.payload_bytes()?, kind.as_deref())?;
+                    (envelope, kind)
+                }
+                (None, Some(payload)) => {
+                    let body = std::fs::read(payload)
+                        .with_context(|| format!("reading {}", payload.display()))?;
+                    let kind = document_kind(&body, kind.as_deref())?;
+                    (Envelope::sign(&payload_type(&kind), &body, &[]), kind)
+                }
+                (None, None) => unreachable!("clap requires a payload without --add-to"),
+            };
+            let ring = keyring.map(|dir| keys::Keyring::open(&dir)).transpose()?;
+            let held = match &ring {
+                Some(ring) => ring.held_keys(keys::signing_role(&kind)?),
+                None => Vec::new(),
+            };
+            anyhow::ensure!(
+                !signers.is_empty() || !held.is_empty(),
+                "give --key or a --keyring holding keys of the role"
             );
-            match output {
+            for key in signers.iter().chain(held) {
+                envelope.add_signature(key);
+            }
+            match output.or(add_to) {
                 Some(path) => std::fs::write(&path, envelope.to_json())?,
                 None => println!("{}", envelope.to_json()),
             }

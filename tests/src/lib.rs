@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use jiff::{Timestamp, ToSpan};
 use phare_protocol::Envelope;
 use phare_provisioning::asset::entry_for;
-use phare_provisioning::keys::{FleetKeys, ROOT_ENVELOPE_FILE};
+use phare_provisioning::keys::{InitSpec, Keyring};
 use serde_json::{Value, json};
 
 pub use phare_provisioning::origin::Origin;
@@ -110,15 +110,14 @@ pub fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
 
 /// A fleet: keys, a media directory served by an origin, and assignments.
 pub struct Fleet {
-    pub keys: FleetKeys,
+    pub keys: Keyring,
     pub dir: tempfile::TempDir,
 }
 
 impl Fleet {
     pub fn new() -> Fleet {
         let dir = tempfile::tempdir().unwrap();
-        let keys = FleetKeys::generate(FLEET).unwrap();
-        keys.save(&dir.path().join("keys")).unwrap();
+        let keys = Keyring::init(&dir.path().join("keys"), FLEET, InitSpec::default()).unwrap();
         std::fs::create_dir_all(dir.path().join("media")).unwrap();
         Fleet { keys, dir }
     }
@@ -128,7 +127,7 @@ impl Fleet {
     }
 
     pub fn root_path(&self) -> PathBuf {
-        self.dir.path().join("keys").join(ROOT_ENVELOPE_FILE)
+        self.keys.root_path()
     }
 
     /// Writes a short test video into the media directory.
@@ -170,7 +169,7 @@ impl Fleet {
     }
 
     pub fn sign(&self, document: &Value) -> Envelope {
-        self.keys.sign_as_publisher("assignment", document)
+        self.keys.sign("assignment", document).unwrap()
     }
 }
 
