@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: deps demo demo-headless test lint build bench bench-boot
+.PHONY: deps demo demo-headless test lint build release-bins bench bench-boot
 
 deps:
 	@scripts/install-deps.sh
@@ -34,6 +34,9 @@ test: lint build
 # Benchmarks run in release mode; each writes target/bench/<name>.json.
 bench: bench-boot
 
-bench-boot: deps
-	$(CARGO) build --release --bins --benches -p phare-tests
+# Benchmarks spawn the release player binary: build it first.
+release-bins: deps
+	$(CARGO) build --release --workspace --bins
+
+bench-boot: release-bins
 	$(CARGO) bench -p phare-tests --bench boot

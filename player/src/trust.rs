@@ -425,7 +425,10 @@ mod tests {
         );
         assert_eq!(t.root().version, 3);
         // Replaying an old root changes nothing.
-        assert_eq!(t.offer_root(1, root_envelope(&k, 1, &[&k.root])), RootUpdate::default());
+        assert_eq!(
+            t.offer_root(1, root_envelope(&k, 1, &[&k.root])),
+            RootUpdate::default()
+        );
         // A stored chain is replayed at start-up.
         let identity = Identity {
             fleet: "acme".into(),

@@ -12,7 +12,7 @@ use jiff::{Timestamp, ToSpan};
 use crate::asset::entry_for;
 use crate::keys::{InitSpec, Keyring};
 use crate::origin::Origin;
-use crate::publish::{publish_retained, topic_for};
+use crate::publish::{publish, route_for};
 use crate::{broker, media};
 
 pub struct DemoOptions {
@@ -80,10 +80,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         "timezone": "UTC", "assets": assets, "playlists": {"main": items}, "default_playlist": "main",
     });
     let envelope = keyring.sign("assignment", &assignment)?;
-    publish_retained(
+    let route = route_for(&envelope, None)?;
+    publish(
         &broker_url,
-        &topic_for(&envelope, None)?,
+        &route.topic,
         envelope.to_json().into_bytes(),
+        route.retain,
     )
     .await?;
     println!(

@@ -333,11 +333,11 @@ fn main() -> anyhow::Result<()> {
             let bytes = std::fs::read(&envelope)
                 .with_context(|| format!("reading {}", envelope.display()))?;
             let parsed = Envelope::from_slice(&bytes)?;
-            let topic = publish::topic_for(&parsed, prefix.as_deref())?;
+            let route = publish::route_for(&parsed, prefix.as_deref())?;
             runtime.block_on(async {
                 for broker in &brokers {
-                    publish::publish_retained(broker, &topic, bytes.clone()).await?;
-                    println!("published to {broker} {topic}");
+                    publish::publish(broker, &route.topic, bytes.clone(), route.retain).await?;
+                    println!("published to {broker} {}", route.topic);
                 }
                 anyhow::Ok(())
             })?;

@@ -1,5 +1,6 @@
-//! Publishing signed documents to a broker, retained, on the topic their
-//! content calls for (DESIGN.md §4).
+//! Publishing signed documents to a broker on the topic their content calls
+//! for (DESIGN.md §4): retained for roots, assignments and alerts (a device
+//! that connects later must find them), not for commands (used once).
 
 use std::time::Duration;
 
@@ -9,9 +10,16 @@ use phare_protocol::broker::parse_broker;
 use phare_protocol::topics::Topics;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 
-/// The topic an envelope belongs on, read from its (unverified) payload:
-/// routing only, devices verify everything.
-pub fn topic_for(envelope: &Envelope, prefix: Option<&str>) -> anyhow::Result<String> {
+/// Where an envelope goes: its topic, and whether the broker retains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub topic: String,
+    pub retain: bool,
+}
+
+/// The route of an envelope, read from its (unverified) payload: routing
+/// only, devices verify everything.
+pub fn route_for(envelope: &Envelope, prefix: Option<&str>) -> anyhow::Result<Route> {
     let payload: serde_json::Value =
         serde_json::from_slice(&envelope.payload_bytes()?).context("the payload is not JSON")?;
     let field = |name: &str| {
@@ -25,34 +33,54 @@ pub fn topic_for(envelope: &Envelope, prefix: Option<&str>) -> anyhow::Result<St
         Some(prefix) => Topics::new(prefix),
         None => Topics::for_fleet(&fleet),
     };
+    let retained = |topic| {
+        Ok(Route {
+            topic,
+            retain: true,
+        })
+    };
     match field("kind").as_deref() {
         Some("root") => {
             let version = payload
                 .get("version")
                 .and_then(|v| v.as_u64())
                 .context("the root has no version")?;
-            Ok(topics.root(version))
+            retained(topics.root(version))
         }
         Some("assignment") => {
             let target = field("target").context("the assignment has no target")?;
-            topics
-                .assignment_for_target(&target)
-                .with_context(|| format!("bad target {target:?}"))
+            retained(
+                topics
+                    .assignment_for_target(&target)
+                    .with_context(|| format!("bad target {target:?}"))?,
+            )
         }
-        Some("alert") => Ok(topics.alert()),
+        Some("alert") => retained(topics.alert()),
+        Some("command") => {
+            let device = field("device").context("the command names no device")?;
+            Ok(Route {
+                topic: topics.command(&device),
+                retain: false,
+            })
+        }
         other => bail!("cannot route a document of kind {other:?}"),
     }
 }
 
-/// Publishes `payload` retained with QoS 1 and waits for the broker's ack.
-pub async fn publish_retained(broker: &str, topic: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+/// Publishes `payload` with QoS 1 and waits for the broker's ack.
+pub async fn publish(
+    broker: &str,
+    topic: &str,
+    payload: Vec<u8>,
+    retain: bool,
+) -> anyhow::Result<()> {
     let addr = parse_broker(broker).map_err(anyhow::Error::msg)?;
     let client_id = format!("phare-op-{}", std::process::id());
     let mut options = MqttOptions::new(client_id, addr.host, addr.port);
     options.set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024);
     let (client, mut eventloop) = AsyncClient::new(options, 8);
     client
-        .publish(topic, QoS::AtLeastOnce, true, payload)
+        .publish(topic, QoS::AtLeastOnce, retain, payload)
         .await?;
     let acked = async {
         loop {

@@ -13,8 +13,9 @@ use phare_provisioning::asset::entry_for;
 use phare_provisioning::keys::{InitSpec, Keyring};
 use serde_json::{Value, json};
 
+pub use phare_provisioning::keys::InitSpec as KeySpec;
 pub use phare_provisioning::origin::Origin;
-pub use phare_provisioning::publish::{publish_retained, topic_for};
+pub use phare_provisioning::publish::route_for;
 
 /// Generous: a loaded CI machine is slow, and these are not benchmarks.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -116,8 +117,13 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn new() -> Fleet {
+        Fleet::with_keys(InitSpec::default())
+    }
+
+    /// A fleet whose keyring has these key counts and thresholds.
+    pub fn with_keys(spec: InitSpec) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
-        let keys = Keyring::init(&dir.path().join("keys"), FLEET, InitSpec::default()).unwrap();
+        let keys = Keyring::init(&dir.path().join("keys"), FLEET, spec).unwrap();
         std::fs::create_dir_all(dir.path().join("media")).unwrap();
         Fleet { keys, dir }
     }
@@ -179,12 +185,83 @@ impl Default for Fleet {
     }
 }
 
-/// Publishes an envelope retained on the topic its document names.
+/// Publishes an envelope where its document belongs (retained but for
+/// commands).
 pub async fn publish(broker: &Mosquitto, envelope: &Envelope) {
-    let topic = topic_for(envelope, None).unwrap();
-    publish_retained(&broker.url(), &topic, envelope.to_json().into_bytes())
+    let route = route_for(envelope, None).unwrap();
+    publish_raw(
+        broker,
+        &route.topic,
+        envelope.to_json().into_bytes(),
+        route.retain,
+    )
+    .await;
+}
+
+/// Publishes any bytes on any topic, as a hostile broker or client could.
+pub async fn publish_raw(broker: &Mosquitto, topic: &str, payload: Vec<u8>, retain: bool) {
+    phare_provisioning::publish::publish(&broker.url(), topic, payload, retain)
         .await
         .unwrap();
+}
+
+/// The topic of one of the device's streams, e.g. `assignment`, `command`.
+pub fn device_topic(stream: &str) -> String {
+    format!("phare/{FLEET}/device/{DEVICE}/{stream}")
+}
+
+/// Collects every message published on a topic filter from now on.
+pub struct Subscriber {
+    messages: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Subscriber {
+    pub async fn new(broker: &Mosquitto, filter: &str) -> Subscriber {
+        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut options = MqttOptions::new(
+            format!("test-sub-{}-{n}", std::process::id()),
+            "127.0.0.1",
+            broker.port,
+        );
+        options.set_max_packet_size(4 << 20, 4 << 20);
+        let (client, mut eventloop) = AsyncClient::new(options, 16);
+        client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+        // Return only once the subscription is in place.
+        while !matches!(
+            eventloop.poll().await.unwrap(),
+            Event::Incoming(Packet::SubAck(_))
+        ) {}
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = messages.clone();
+        let task = tokio::spawn(async move {
+            let _client = client;
+            while let Ok(event) = eventloop.poll().await {
+                if let Event::Incoming(Packet::Publish(p)) = event {
+                    sink.lock().unwrap().push(p.payload.to_vec());
+                }
+            }
+        });
+        Subscriber { messages, task }
+    }
+
+    /// The payloads received so far, parsed as JSON.
+    pub fn json(&self) -> Vec<Value> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|p| serde_json::from_slice(p).ok())
+            .collect()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// The asset id of a media file, as assignments name it.
@@ -376,7 +453,10 @@ impl Scene {
     /// Must run on a multi-threaded runtime: the origin serves from it while
     /// the test blocks waiting for the player.
     pub async fn new() -> Scene {
-        let fleet = Fleet::new();
+        Scene::with_fleet(Fleet::new()).await
+    }
+
+    pub async fn with_fleet(fleet: Fleet) -> Scene {
         let origin = Origin::serve(&fleet.media_dir(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -400,12 +480,21 @@ impl Scene {
     /// Starts the player against this scene's broker and origin.
     pub fn start_player(&self) -> Player {
         let origin = self.origin.as_ref().expect("the origin is up").url();
+        self.start_player_with_origins(&[origin])
+    }
+
+    pub fn start_player_with_origins(&self, origins: &[String]) -> Player {
         Player::start(
             self.work.path(),
             &self.fleet.root_path(),
             &[self.broker.url()],
-            &[origin],
+            origins,
         )
+    }
+
+    /// Signs a document with the fleet's keys for its kind.
+    pub fn sign(&self, kind: &str, document: &Value) -> Envelope {
+        self.fleet.keys.sign(kind, document).unwrap()
     }
 }
 
