@@ -218,6 +218,7 @@ impl Keyring {
         for keyid in &old {
             forget_key_if_unused(&mut next, keyid);
         }
+        self.retire_unlisted(&next)?;
         for _ in 0..old.len().max(1) {
             self.add_key_to(&mut next, role)?;
         }
@@ -236,7 +237,28 @@ impl Keyring {
             role_mut(&mut next, role).keyids.retain(|k| k != keyid);
         }
         forget_key_if_unused(&mut next, keyid);
+        self.retire_unlisted(&next)?;
         self.write_root(next)
+    }
+
+    /// Renames the files of held keys that `next` no longer lists to
+    /// `*.pk8.retired`: out of use, but not destroyed by a typo.
+    ///
+    /// Retired root keys still sign the transition itself (the new root
+    /// needs the old root's threshold), so they stay in memory until then.
+    fn retire_unlisted(&self, next: &Root) -> anyhow::Result<()> {
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "pk8") {
+                let keyid = read_private_key(&path)?.keyid();
+                if !next.keys.contains_key(&keyid) {
+                    let mut retired = path.clone().into_os_string();
+                    retired.push(".retired");
+                    std::fs::rename(&path, retired)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Generates a key, saves it, and lists it under `role` in `root`.

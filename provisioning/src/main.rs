@@ -56,8 +56,9 @@ enum Command {
         /// Topic prefix, if the fleet does not use `phare/<fleet>/`.
         #[arg(long)]
         prefix: Option<String>,
-        /// The envelope file.
-        envelope: PathBuf,
+        /// Envelope files, published in the order given (e.g. a root chain).
+        #[arg(required = true)]
+        envelopes: Vec<PathBuf>,
     },
     /// Describe content files for an assignment.
     #[command(subcommand)]
@@ -328,19 +329,24 @@ fn main() -> anyhow::Result<()> {
         Command::Publish {
             brokers,
             prefix,
-            envelope,
+            envelopes,
         } => {
-            let bytes = std::fs::read(&envelope)
-                .with_context(|| format!("reading {}", envelope.display()))?;
-            let parsed = Envelope::from_slice(&bytes)?;
-            let route = publish::route_for(&parsed, prefix.as_deref())?;
-            runtime.block_on(async {
-                for broker in &brokers {
-                    publish::publish(broker, &route.topic, bytes.clone(), route.retain).await?;
-                    println!("published to {broker} {}", route.topic);
-                }
-                anyhow::Ok(())
-            })?;
+            for envelope in envelopes {
+                let bytes = std::fs::read(&envelope)
+                    .with_context(|| format!("reading {}", envelope.display()))?;
+                let route = publish::route_for(&Envelope::from_slice(&bytes)?, prefix.as_deref())?;
+                runtime.block_on(async {
+                    for broker in &brokers {
+                        publish::publish(broker, &route.topic, bytes.clone(), route.retain).await?;
+                        println!(
+                            "published {} to {broker} {}",
+                            envelope.display(),
+                            route.topic
+                        );
+                    }
+                    anyhow::Ok(())
+                })?;
+            }
         }
         Command::Asset(AssetCommand::Add {
             file,
