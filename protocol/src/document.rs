@@ -515,6 +515,24 @@ mod tests {
     }
 
     #[test]
+    fn endless_documents_are_capped() {
+        let mut a = sample();
+        let item = a.playlists["main"][0].clone();
+        a.playlists.insert("long".into(), vec![item; MAX_ENTRIES]);
+        let err = a.validate().unwrap_err();
+        assert!(err.to_string().contains("exceed the cap"), "{err}");
+        let mut a = sample();
+        let entry = a.assets.values().next().unwrap().clone();
+        for n in 0..=MAX_ENTRIES as u32 {
+            let mut digest = [0u8; 32];
+            digest[..4].copy_from_slice(&n.to_be_bytes());
+            a.assets
+                .insert(AssetId::from_digest(&digest), entry.clone());
+        }
+        assert_eq!(a.validate().unwrap_err().code(), "malformed");
+    }
+
+    #[test]
     fn binding_checks_fleet_and_target() {
         let a = sample();
         a.check_binding("acme", "lobby-1", &[]).unwrap();
