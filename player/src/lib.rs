@@ -13,5 +13,6 @@ pub mod config;
 pub mod link;
 pub mod render;
 pub mod report;
+pub mod schedule;
 pub mod store;
 pub mod trust;
