@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: deps demo demo-headless test lint build release-bins bench bench-boot
+.PHONY: deps demo demo-headless test lint build release-bins bench bench-boot bench-cache bench-switch bench-gap bench-cpu
 
 deps:
 	@scripts/install-deps.sh
@@ -32,7 +32,7 @@ test: lint build
 	$(CARGO) test --workspace
 
 # Benchmarks run in release mode; each writes target/bench/<name>.json.
-bench: bench-boot
+bench: bench-boot bench-cache bench-switch bench-gap bench-cpu
 
 # Benchmarks spawn the release player binary: build it first.
 release-bins: deps
@@ -40,3 +40,16 @@ release-bins: deps
 
 bench-boot: release-bins
 	$(CARGO) bench -p phare-tests --bench boot
+
+# 1 GiB fetched and verified by the player, next to curl + sha256sum.
+bench-cache: release-bins
+	$(CARGO) bench -p phare-tests --bench cache
+
+bench-switch: release-bins
+	$(CARGO) bench -p phare-tests --bench switch
+
+bench-gap: release-bins
+	$(CARGO) bench -p phare-tests --bench gap
+
+bench-cpu: release-bins
+	$(CARGO) bench -p phare-tests --bench cpu

@@ -9,6 +9,7 @@ packages=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-libav gstreamer1.0-tools fonts-dejavu-core
   mosquitto
+  curl  # the cache benchmark's baseline
 )
 
 missing=()

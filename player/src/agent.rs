@@ -5,7 +5,7 @@
 //! Invariant: the renderer only ever plays an assignment whose every asset
 //! is on disk and verified; a newer one waits as `pending` meanwhile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -13,21 +13,68 @@ use phare_protocol::topics::Topics;
 use phare_protocol::{Alert, AssetEntry, AssetId, Assignment, Command, Envelope, Rejection};
 use tokio::sync::mpsc;
 
-use crate::cache::{ContentStore, FetchEvent, Fetcher};
+use crate::alarm::{Alarm, Ring};
+use crate::cache::{Cache, FetchEvent, Outcome};
 use crate::clock::TrustedClock;
 use crate::config::Config;
+use crate::display::Rotation;
 use crate::link::{Link, LinkConfig, LinkEvent};
-use crate::render::{MediaKind, PlayItem, RenderEvent, Renderer};
-use crate::report::{self, AssignmentStatus, Event, PendingStatus, PlayingStatus, Status};
-use crate::store::Store;
+use crate::overlay::{AlertOverlay, AlertStyle};
+use crate::power;
+use crate::render::{
+    LiveState, MediaKind, PlayItem, RenderEvent, RenderSettings, Renderer, Screenshots,
+    StatusScreen,
+};
+use crate::report::{
+    self, AssignmentStatus, Event, LiveStatus, PendingStatus, PlayingStatus, Status,
+};
+use crate::schedule::Schedule;
+use crate::store::{OpenPlay, Store};
 use crate::trust::{ALERT_STREAM, Identity, Trust, Verdict, assignment_stream};
+
+/// Proof-of-play records per published batch.
+const PLAY_BATCH: usize = 100;
 
 /// What is on screen: the assignment and the playlist built from it.
 struct Active {
     assignment: Assignment,
-    playlist: String,
-    /// For each renderer item, the playlist position and asset it came from.
-    items: Vec<(usize, AssetId)>,
+    schedule: Schedule,
+    /// The playlist on screen; `None` until the schedule picked one.
+    playlist: Option<String>,
+    /// For each renderer item, the playlist position and what it shows.
+    items: Vec<(usize, ItemSource)>,
+}
+
+/// What a renderer item shows: a cached asset or a live stream.
+#[derive(Debug, Clone)]
+enum ItemSource {
+    Asset(AssetId),
+    Live(String),
+}
+
+impl ItemSource {
+    fn asset(&self) -> Option<String> {
+        match self {
+            ItemSource::Asset(id) => Some(id.to_string()),
+            ItemSource::Live(_) => None,
+        }
+    }
+
+    fn live(&self) -> Option<String> {
+        match self {
+            ItemSource::Asset(_) => None,
+            ItemSource::Live(uri) => Some(uri.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for ItemSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ItemSource::Asset(id) => write!(f, "{id}"),
+            ItemSource::Live(uri) => f.write_str(uri),
+        }
+    }
 }
 
 pub struct Agent {
@@ -35,13 +82,27 @@ pub struct Agent {
     topics: Topics,
     store: Store,
     trust: Trust,
-    content: ContentStore,
-    fetcher: Fetcher,
+    cache: Cache,
     renderer: Renderer,
     link: Link,
     status: Status,
     started: Instant,
     clock: TrustedClock,
+    /// Wakes the agent at the next schedule change, or when the clock is set.
+    alarm: Alarm,
+    /// The version of the alert the renderer shows, if any.
+    alert_on_screen: Option<u64>,
+    /// The alert's own asset is playing in place of the programme.
+    alert_asset_playing: bool,
+    /// A display command's state, and the power plan it overrode.
+    display_override: Option<(bool, bool)>,
+    /// The item on screen: its renderer index and proof-of-play record.
+    on_screen: Option<(usize, i64)>,
+    /// Why the item on screen is about to be cut short, set by the cause.
+    interrupt_reason: Option<&'static str>,
+    /// The proof-of-play batch awaiting the broker's ack: (token, last seq).
+    plays_in_flight: Option<(u64, i64)>,
+    play_token: u64,
     /// The time floor as last written to the store.
     floor_saved: Timestamp,
     /// The newest verified alert of the fleet, shown if it concerns us.
@@ -62,6 +123,9 @@ impl Agent {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
         let store = Store::open(&config.data_dir.join("state.db"))?;
+        // Records left open by a crash or power cut end where the last
+        // trustworthy time says.
+        store.close_abandoned_plays(store.time_floor()?.unwrap_or_else(Timestamp::now))?;
         let pinned_bytes = std::fs::read(&config.root)
             .with_context(|| format!("reading the pinned root {}", config.root.display()))?;
         let pinned = Envelope::from_slice(&pinned_bytes).context("the pinned root")?;
@@ -72,18 +136,25 @@ impl Agent {
         };
         let trust = Trust::new(&pinned, &store.roots()?, identity).context("the pinned root")?;
         let clock = TrustedClock::new(store.time_floor()?);
-        let content = ContentStore::open(&config.data_dir)?;
         let topics = config.topics();
 
         let (render_tx, render_events) = mpsc::unbounded_channel();
-        let renderer = Renderer::start(config.video_sink, render_tx)?;
+        let renderer = Renderer::start(
+            RenderSettings {
+                sink: config.video_sink,
+                display: config.display.clone(),
+                overlay: config.overlay.clone(),
+                status: status_screen(&config, None),
+            },
+            render_tx,
+        )?;
         let (fetch_tx, fetch_events) = mpsc::unbounded_channel();
         let origins = config
             .origins
             .iter()
             .filter_map(|o| reqwest::Url::parse(o).ok())
             .collect();
-        let fetcher = Fetcher::spawn(content.clone(), origins, fetch_tx);
+        let cache = Cache::open(&config.data_dir, &config.cache, origins, fetch_tx)?;
 
         let mut subscriptions = vec![
             topics.root_filter(),
@@ -112,12 +183,19 @@ impl Agent {
             topics,
             store,
             trust,
-            content,
-            fetcher,
+            cache,
             renderer,
             link,
             started: Instant::now(),
             floor_saved: clock.floor(),
+            alarm: Alarm::new().context("creating the schedule alarm")?,
+            alert_on_screen: None,
+            alert_asset_playing: false,
+            display_override: None,
+            on_screen: None,
+            interrupt_reason: None,
+            plays_in_flight: None,
+            play_token: 0,
             clock,
             alert: None,
             assignments: BTreeMap::new(),
@@ -140,15 +218,32 @@ impl Agent {
         let mut tick = tokio::time::interval(Duration::from_secs(self.config.status_interval_s));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let cache_wakeup = self.cache.wakeup();
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(event) = self.link_events.recv() => self.on_link(event),
-                Some(event) = self.fetch_events.recv() => self.on_fetch(event),
+                Some(event) = self.fetch_events.recv() => {
+                    let outcome = self.cache.on_event(event);
+                    self.on_cache(outcome);
+                }
+                _ = sleep_until_opt(cache_wakeup) => {
+                    let outcome = self.cache.on_timer();
+                    self.on_cache(outcome);
+                }
                 Some(event) = self.render_events.recv() => self.on_render(event),
+                ring = self.alarm.ring() => {
+                    if let Ok(Ring::ClockSet) = ring {
+                        tracing::info!("the system clock was set: re-planning");
+                    }
+                    self.replan();
+                    self.publish_status();
+                }
                 _ = tick.tick() => self.publish_status(),
             }
         }
         tracing::info!("shutting down");
+        self.interrupt_reason = Some("shutdown");
+        self.close_play(false);
         self.renderer.stop();
         self.status.online = false;
         self.publish_status();
@@ -212,11 +307,28 @@ impl Agent {
         match event {
             LinkEvent::Connected { broker } => {
                 self.status.broker = Some(broker);
+                self.show_status_screen();
+                self.plays_in_flight = None;
+                self.send_plays();
                 self.publish_status();
             }
             LinkEvent::Disconnected { .. } => {
                 self.status.broker = None;
+                self.show_status_screen();
+                // Unacknowledged records stay stored and go again.
+                self.plays_in_flight = None;
                 self.publish_status();
+            }
+            LinkEvent::Acked { token } => {
+                if let Some((sent, last)) = self.plays_in_flight
+                    && sent == token
+                {
+                    if let Err(e) = self.store.forget_plays_through(last) {
+                        tracing::error!(error = %e, "forgetting delivered proof of play");
+                    }
+                    self.plays_in_flight = None;
+                    self.send_plays();
+                }
             }
             LinkEvent::Message { topic, payload } => self.on_message(&topic, &payload),
         }
@@ -332,6 +444,7 @@ impl Agent {
         );
         self.clock.observe_signed(alert.issued_at);
         self.alert = Some(alert);
+        self.replan();
         self.publish_status();
     }
 
@@ -362,24 +475,84 @@ impl Agent {
         }
         self.clock.observe_signed(command.issued_at);
         let outcome = self.execute(&command);
-        let response = serde_json::json!({
+        let mut response = serde_json::json!({
             "id": command.id,
             "ok": outcome.is_ok(),
-            "error": outcome.err(),
             "action": command.action,
             "at": now,
         });
+        match outcome {
+            Ok(serde_json::Value::Object(extra)) => {
+                response.as_object_mut().expect("an object").extend(extra)
+            }
+            Ok(_) => {}
+            Err(error) => response["error"] = error.into(),
+        }
         let json = serde_json::to_vec(&response).expect("responses always serialise");
         self.link
             .publish(self.topics.response(&self.config.device_id), json, false);
     }
 
-    /// Carries out a verified, first-seen command.
-    fn execute(&mut self, command: &Command) -> Result<(), String> {
+    /// Carries out a verified, first-seen command; `Ok` carries fields to
+    /// add to the response.
+    fn execute(&mut self, command: &Command) -> Result<serde_json::Value, String> {
+        let done = Ok(serde_json::Value::Null);
         match command.action.as_str() {
             "report_now" => {
                 self.publish_status();
-                Ok(())
+                done
+            }
+            "screenshot" => {
+                use base64::Engine;
+                let shot = self.renderer.screenshot().map_err(|e| e.to_string())?;
+                Ok(serde_json::json!({
+                    "media_type": "image/jpeg",
+                    "image": base64::engine::general_purpose::STANDARD.encode(shot.jpeg_thumbnail),
+                }))
+            }
+            "reload" => {
+                // Start the programme again from its first item.
+                if let Some(active) = &mut self.active {
+                    active.playlist = None;
+                }
+                self.replan();
+                done
+            }
+            "set_volume" => {
+                let volume = command.args.get("volume").and_then(|v| v.as_f64());
+                match volume {
+                    Some(v) if (0.0..=1.0).contains(&v) => {
+                        self.renderer.set_volume(v);
+                        done
+                    }
+                    _ => Err("args.volume must be a number from 0.0 to 1.0".into()),
+                }
+            }
+            "reboot" => {
+                let Some((program, args)) = self.config.reboot_command.split_first() else {
+                    return Err("reboot_command is empty in the configuration".into());
+                };
+                let mut reboot = tokio::process::Command::new(program);
+                reboot.args(args);
+                // Later, so that the response reaches the broker first.
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    if let Err(e) = reboot.status().await {
+                        tracing::error!(error = %e, "running the reboot command");
+                    }
+                });
+                done
+            }
+            "display_on" | "display_off" => {
+                let on = command.action == "display_on";
+                let planned = match &self.active {
+                    Some(active) => active.schedule.plan(self.clock.floor()).display_on,
+                    None => true,
+                };
+                self.display_override = Some((on, planned));
+                self.replan();
+                self.publish_status();
+                done
             }
             other => Err(format!("action {other:?} is not supported by this player")),
         }
@@ -400,121 +573,325 @@ impl Agent {
     fn missing_assets(&self, assignment: &Assignment) -> BTreeMap<AssetId, AssetEntry> {
         assignment
             .required_assets()
-            .filter(|(id, entry)| !self.content.has(id, entry.size))
+            .filter(|(id, entry)| !self.cache.has(id, entry.size))
             .map(|(id, entry)| (id.clone(), entry.clone()))
             .collect()
     }
 
     /// Moves towards the effective assignment: plays it if complete,
     /// otherwise fetches what it lacks while the current one keeps playing.
+    /// Shows the status screen when there is no assignment to play; kept
+    /// up to date with the broker state.
+    fn show_status_screen(&self) {
+        if self.active.is_none() {
+            self.renderer
+                .show_status_screen(status_screen(&self.config, self.status.broker.clone()));
+        }
+    }
+
+    /// The renderer's screenshots, for local diagnostics (`--screenshot-dir`).
+    pub fn screenshots(&self) -> Screenshots {
+        self.renderer.screenshots()
+    }
+
     fn reconcile(&mut self) {
         let Some(wanted) = self.effective().cloned() else {
             self.status.pending_assignment = None;
+            self.show_status_screen();
             return;
         };
         let is_active = self.active.as_ref().is_some_and(|a| {
             a.assignment.target == wanted.target && a.assignment.version == wanted.version
         });
         let missing = self.missing_assets(&wanted);
-        self.status.pending_assignment =
-            (!missing.is_empty() && !is_active).then(|| PendingStatus {
-                target: wanted.target.clone(),
-                version: wanted.version,
-                assets_missing: missing.len() as u64,
-                bytes_missing: missing.values().map(|e| e.size).sum(),
-            });
-        self.fetcher.want(missing.clone());
+        // Never evicted: what plays, what is to play next, and so their
+        // fallbacks, all of which are among their assets.
+        let pins: BTreeSet<AssetId> = self
+            .active
+            .iter()
+            .map(|a| &a.assignment)
+            .chain([&wanted])
+            .flat_map(|a| a.required_assets().map(|(id, _)| id.clone()))
+            .collect();
+        let subject = format!("{} version {}", wanted.target, wanted.version);
+        let outcome = self.cache.want(&subject, missing.clone(), pins);
+        for event in outcome.events {
+            self.emit(event);
+        }
         if missing.is_empty() && !is_active {
             self.activate(wanted);
         }
     }
 
     fn activate(&mut self, assignment: Assignment) {
-        // The schedule (time windows, priorities) is not interpreted yet:
-        // the default playlist plays.
-        let playlist = assignment.default_playlist.clone();
-        let mut items = Vec::new();
-        let mut sources = Vec::new();
-        for (position, item) in assignment.playlists[&playlist].iter().enumerate() {
-            let Some(id) = &item.asset else {
-                tracing::warn!(position, "live items are not rendered yet; skipped");
-                continue;
-            };
-            let entry = &assignment.assets[id];
-            items.push(PlayItem {
-                index: items.len(),
-                path: self.content.path(id),
-                kind: if entry.is_image() {
-                    MediaKind::Image
-                } else {
-                    MediaKind::Video
-                },
-                duration: item.duration_ms.map(Duration::from_millis),
-            });
-            sources.push((position, id.clone()));
-        }
-        tracing::info!(target = %assignment.target, version = assignment.version, %playlist, "playing");
+        // Compiled when the assignment was verified, so this cannot fail.
+        let schedule = match Schedule::compile(&assignment) {
+            Ok(schedule) => schedule,
+            Err(why) => return tracing::error!(%why, "an accepted assignment has a bad schedule"),
+        };
+        tracing::info!(target = %assignment.target, version = assignment.version, "activating");
         self.status.assignment = Some(AssignmentStatus {
             target: assignment.target.clone(),
             version: assignment.version,
             stale: false,
         });
+        // The assignment's rotation, else the configured one.
+        let rotation = assignment
+            .display
+            .as_ref()
+            .and_then(|d| d.get("rotation")?.as_u64())
+            .and_then(|degrees| Rotation::try_from(u16::try_from(degrees).ok()?).ok())
+            .unwrap_or(self.config.display.rotation);
+        self.renderer.set_rotation(rotation);
+        self.active = Some(Active {
+            assignment,
+            schedule,
+            playlist: None,
+            items: Vec::new(),
+        });
+        self.replan();
+    }
+
+    /// Applies what the schedule says now, and sets the alarm for the next
+    /// change. Called on activation, when the alarm rings (a window edge, or
+    /// the system clock was set), and after anything that changes the plan.
+    fn replan(&mut self) {
+        let now = self.now();
+        let mut wake = now
+            .checked_add(jiff::SignedDuration::from_hours(24))
+            .unwrap_or(now);
+        let alert = self.shown_alert(now).cloned();
+        if let Some(alert) = &alert {
+            wake = wake.min(alert.expires_at);
+        }
+        // An alert with a cached asset plays it instead of the programme.
+        let alert_item = alert.as_ref().and_then(|a| self.alert_item(a));
+        let alert_version = alert.as_ref().map(|a| a.version);
+        if alert_version != self.alert_on_screen {
+            self.alert_on_screen = alert_version;
+            // With its own asset on screen, the text goes in a banner over it.
+            let banner = |a: &Alert| a.style == "banner" || alert_item.is_some();
+            self.renderer.set_alert(alert.map(|a| AlertOverlay {
+                style: if banner(&a) {
+                    AlertStyle::Banner
+                } else {
+                    AlertStyle::Fullscreen
+                },
+                message: a.message,
+            }));
+        }
+        if let Some(active) = &self.active {
+            let plan = active.schedule.plan(now);
+            let playing = active.playlist.clone();
+            if let Some(next) = plan.next_change {
+                wake = wake.min(next);
+            }
+            // A display_on/display_off command holds until the power
+            // windows next change their mind.
+            let display_on = match self.display_override {
+                Some((forced, planned)) if planned == plan.display_on => forced,
+                _ => {
+                    self.display_override = None;
+                    plan.display_on
+                }
+            };
+            self.set_display(display_on);
+            if let Some(item) = alert_item {
+                if !self.alert_asset_playing {
+                    self.interrupt_reason = Some("alert");
+                    self.renderer.play(vec![item]);
+                    self.alert_asset_playing = true;
+                    self.status.playing = None;
+                    if let Some(active) = &mut self.active {
+                        // Played again from the start when the alert ends.
+                        active.playlist = None;
+                        active.items.clear();
+                    }
+                }
+            } else if playing.as_deref() != Some(plan.playlist.as_str()) || self.alert_asset_playing
+            {
+                self.alert_asset_playing = false;
+                let reason = if playing.is_none() {
+                    "assignment"
+                } else {
+                    "schedule"
+                };
+                self.play_playlist(plan.playlist, reason);
+            }
+        }
+        if let Err(e) = self.alarm.set(wake) {
+            tracing::error!(error = %e, "setting the schedule alarm");
+        }
+    }
+
+    /// The alert's asset as a renderer item, if the alert names one that is
+    /// cached (its type and size come from an assignment that lists it).
+    fn alert_item(&self, alert: &Alert) -> Option<PlayItem> {
+        let id = alert.asset.as_ref()?;
+        let entry = self.assignments.values().find_map(|a| a.assets.get(id))?;
+        self.cache.has(id, entry.size).then(|| PlayItem {
+            index: 0,
+            path: self.cache.path(id),
+            kind: if entry.is_image() {
+                MediaKind::Image
+            } else {
+                MediaKind::Video
+            },
+            // Stills need a duration; the one-item playlist loops anyway.
+            duration: entry.is_image().then_some(Duration::from_secs(60)),
+        })
+    }
+
+    /// Turns the screen and the pipeline on or off (HDMI-CEC where the
+    /// hardware has it; the pipeline goes to NULL either way).
+    fn set_display(&mut self, on: bool) {
+        let state = if on { "on" } else { "off" };
+        if self.status.display == state {
+            return;
+        }
+        tracing::info!(display = state, "screen power");
+        if !on {
+            self.interrupt_reason = Some("display_off");
+        }
+        self.renderer.set_display(on);
+        power::set_screen_power(on);
+        self.status.display = state;
+        if !on {
+            self.status.playing = None;
+        }
+    }
+
+    /// Starts playing one playlist of the active assignment.
+    fn play_playlist(&mut self, playlist: String, reason: &'static str) {
+        self.interrupt_reason = Some(reason);
+        let Some(active) = &self.active else { return };
+        let assignment = &active.assignment;
+        let mut items = Vec::new();
+        let mut sources = Vec::new();
+        for (position, item) in assignment.playlists[&playlist].iter().enumerate() {
+            // Validation guarantees exactly one of asset and live.
+            let (path, kind, source) = match (&item.asset, &item.live) {
+                (Some(id), _) => (
+                    self.cache.path(id),
+                    if assignment.assets[id].is_image() {
+                        MediaKind::Image
+                    } else {
+                        MediaKind::Video
+                    },
+                    ItemSource::Asset(id.clone()),
+                ),
+                (None, Some(uri)) => (
+                    std::path::PathBuf::new(),
+                    MediaKind::Live {
+                        uri: uri.clone(),
+                        fallback: item.fallback.as_ref().map(|id| self.cache.path(id)),
+                    },
+                    ItemSource::Live(uri.clone()),
+                ),
+                (None, None) => continue,
+            };
+            items.push(PlayItem {
+                index: items.len(),
+                path,
+                kind,
+                duration: item.duration_ms.map(Duration::from_millis),
+            });
+            sources.push((position, source));
+        }
+        tracing::info!(target = %assignment.target, version = assignment.version, %playlist, "playing");
         self.status.playing = None;
+        self.status.live = None;
         if items.is_empty() {
-            self.renderer.stop();
+            self.renderer.show_status_screen(StatusScreen {
+                message: Some(format!("The playlist {playlist:?} is empty")),
+                ..status_screen(&self.config, self.status.broker.clone())
+            });
         } else {
             self.renderer.play(items);
         }
-        self.active = Some(Active {
-            assignment,
-            playlist,
-            items: sources,
-        });
+        if let Some(active) = &mut self.active {
+            active.playlist = Some(playlist);
+            active.items = sources;
+        }
     }
 
-    fn on_fetch(&mut self, event: FetchEvent) {
-        match event {
-            FetchEvent::Ready { id, size } => {
-                if let Err(e) = self.store.put_asset(&id, size) {
-                    tracing::error!(error = %e, "recording a cached asset");
-                }
-                self.emit(Event {
-                    at: Timestamp::now(),
-                    kind: "downloaded",
-                    reason: None,
-                    detail: format!("{size} bytes"),
-                    subject: Some(id.to_string()),
-                });
-                self.reconcile();
-            }
-            FetchEvent::Failed { id, reason } => self.emit(Event {
-                at: Timestamp::now(),
-                kind: "download_failed",
-                reason: None,
-                detail: reason,
-                subject: Some(id.to_string()),
-            }),
+    /// Reports what the cache did, and re-decides if its content changed.
+    fn on_cache(&mut self, outcome: Outcome) {
+        if outcome.events.is_empty() && !outcome.changed {
+            return;
+        }
+        for event in outcome.events {
+            self.emit(event);
+        }
+        if outcome.changed {
+            self.reconcile();
         }
         self.publish_status();
+    }
+
+    /// The effective assignment while it waits for content: what it lacks.
+    fn pending_status(&self) -> Option<PendingStatus> {
+        let wanted = self.effective()?;
+        let is_active = self.active.as_ref().is_some_and(|a| {
+            a.assignment.target == wanted.target && a.assignment.version == wanted.version
+        });
+        let missing = self.missing_assets(wanted);
+        (!missing.is_empty() && !is_active).then(|| PendingStatus {
+            target: wanted.target.clone(),
+            version: wanted.version,
+            assets_missing: missing.len() as u64,
+            bytes_missing: missing
+                .iter()
+                .map(|(id, e)| e.size.saturating_sub(self.cache.fetched(id)))
+                .sum(),
+        })
     }
 
     fn on_render(&mut self, event: RenderEvent) {
         let Some(active) = &self.active else { return };
         match event {
             RenderEvent::ItemStarted { index } => {
-                let Some((position, asset)) = active.items.get(index) else {
+                let Some((position, source)) = active.items.get(index) else {
                     return;
                 };
-                self.status.playing = Some(PlayingStatus {
-                    playlist: active.playlist.clone(),
+                let playlist = active.playlist.clone().unwrap_or_default();
+                let play = OpenPlay {
+                    playlist: playlist.clone(),
                     item: *position,
-                    asset: Some(asset.to_string()),
-                    since: Timestamp::now(),
+                    asset: source.asset(),
+                    live: source.live(),
+                    started_at: Timestamp::now(),
+                };
+                self.status.playing = Some(PlayingStatus {
+                    playlist,
+                    item: *position,
+                    asset: source.asset(),
+                    since: play.started_at,
                 });
+                // A live item says whether it shows its stream as soon as it
+                // knows; until then it shows its fallback.
+                self.status.live = match source.live() {
+                    Some(uri) if self.status.live.as_ref().is_some_and(|l| l.uri == uri) => {
+                        self.status.live.take()
+                    }
+                    Some(uri) => Some(LiveStatus {
+                        uri,
+                        state: LiveState::Fallback.as_str(),
+                    }),
+                    None => None,
+                };
+                self.close_play(false);
+                match self.store.open_play(&play) {
+                    Ok(seq) => self.on_screen = Some((index, seq)),
+                    Err(e) => tracing::error!(error = %e, "recording proof of play"),
+                }
                 self.publish_status();
             }
             RenderEvent::ItemFailed { index, reason } => {
-                let subject = active.items.get(index).map(|(_, asset)| asset.to_string());
+                let subject = active
+                    .items
+                    .get(index)
+                    .map(|(_, source)| source.to_string());
                 self.emit(Event {
                     at: Timestamp::now(),
                     kind: "play_failed",
@@ -524,8 +901,65 @@ impl Agent {
                 });
                 self.publish_status();
             }
-            RenderEvent::ItemEnded { .. } => {}
+            RenderEvent::LiveState { index, state } => {
+                if let Some((_, ItemSource::Live(uri))) = active.items.get(index) {
+                    self.status.live = Some(LiveStatus {
+                        uri: uri.clone(),
+                        state: state.as_str(),
+                    });
+                    self.publish_status();
+                }
+            }
+            RenderEvent::ItemEnded { index, completed } => {
+                if self.on_screen.is_some_and(|(shown, _)| shown == index) {
+                    self.close_play(completed);
+                }
+            }
         }
+    }
+
+    /// Closes the proof-of-play record of the item on screen, if any, and
+    /// sends what is ready.
+    fn close_play(&mut self, completed: bool) {
+        let Some((_, seq)) = self.on_screen.take() else {
+            return;
+        };
+        let reason = if completed {
+            None
+        } else {
+            Some(self.interrupt_reason.unwrap_or("interrupted"))
+        };
+        if let Err(e) = self
+            .store
+            .close_play(seq, Timestamp::now(), completed, reason)
+        {
+            tracing::error!(error = %e, "closing a proof-of-play record");
+        }
+        self.send_plays();
+    }
+
+    /// Publishes the oldest closed proof-of-play records, one batch at a
+    /// time; they are deleted only once the broker acknowledged them.
+    fn send_plays(&mut self) {
+        if self.status.broker.is_none() || self.plays_in_flight.is_some() {
+            return;
+        }
+        let batch = match self.store.closed_plays(PLAY_BATCH) {
+            Ok(batch) => batch,
+            Err(e) => return tracing::error!(error = %e, "reading proof of play"),
+        };
+        let Some(last) = batch.last().map(|r| r.seq) else {
+            return;
+        };
+        let payload = serde_json::json!({"device": self.config.device_id, "records": batch});
+        self.play_token += 1;
+        let json = serde_json::to_vec(&payload).expect("records always serialise");
+        self.link.publish_acked(
+            self.topics.pop(&self.config.device_id),
+            json,
+            self.play_token,
+        );
+        self.plays_in_flight = Some((self.play_token, last));
     }
 
     fn reject(&mut self, subject: &str, rejection: &Rejection) {
@@ -560,17 +994,31 @@ impl Agent {
         if let (Some(status), Some(active)) = (&mut self.status.assignment, &self.active) {
             status.stale = active.assignment.expires_at <= now;
         }
-        let (assets, bytes) = self.store.cache_totals().unwrap_or_default();
-        self.status.cache = report::CacheStatus {
-            assets,
-            bytes,
-            free_bytes: report::free_bytes(&self.config.data_dir),
-        };
+        self.status.pending_assignment = self.pending_status();
+        self.status.cache = self.cache.figures();
         let json = self.status.to_json();
         if let Err(e) = report::write_atomically(&self.config.data_dir.join("status.json"), &json) {
             tracing::error!(error = %e, "writing status.json");
         }
         self.link
             .publish(self.topics.status(&self.config.device_id), json, true);
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the status screen says about this device, reaching `broker` (if any).
+fn status_screen(config: &Config, broker: Option<String>) -> StatusScreen {
+    StatusScreen {
+        device_id: config.device_id.clone(),
+        fleet: config.fleet.clone(),
+        broker,
+        enrolment_code: crate::overlay::enrolment_code(&config.fleet, &config.device_id),
+        message: None,
     }
 }

@@ -10,7 +10,8 @@ use phare_protocol::broker::{BrokerAddr, parse_broker};
 use phare_protocol::topics::{Topics, is_topic_level};
 use serde::Deserialize;
 
-use crate::render::VideoSink;
+use crate::display::{DisplayConfig, VideoSink};
+use crate::overlay::OverlayConfig;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +37,116 @@ pub struct Config {
     /// Seconds between status refreshes while nothing else changes.
     #[serde(default = "default_status_interval_s")]
     pub status_interval_s: u64,
+    /// What the signed `reboot` command runs (program and arguments).
+    #[serde(default = "default_reboot_command")]
+    pub reboot_command: Vec<String>,
+    /// The content cache: disk limits, downloads, integrity checks.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// The panel: size, rate, rotation, connector, sound, live fallback.
+    #[serde(default)]
+    pub display: DisplayConfig,
+    /// What is drawn over the content: clock, ticker, logo.
+    #[serde(default)]
+    pub overlay: OverlayConfig,
+}
+
+/// `[cache]`: how much disk the content may take and how it is fetched.
+/// Every field has a default suited to a Raspberry Pi on a shared uplink.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Most bytes of verified content kept; absent means only the
+    /// free-space floor limits the cache.
+    pub max_bytes: Option<u64>,
+    /// Free space the cache always leaves on the file system of `data_dir`,
+    /// so that logs, SQLite and the OS never run out.
+    pub min_free_bytes: u64,
+    /// Downloads running at once.
+    pub parallel_downloads: usize,
+    /// Cap on the total download rate, in bytes per second; absent = none.
+    pub bandwidth_bytes_per_s: Option<u64>,
+    pub connect_timeout_s: u64,
+    /// Longest silence from an origin in the middle of a response.
+    pub read_timeout_s: u64,
+    /// A download slower than this over `throughput_window_s` is abandoned
+    /// for the next mirror: a trickling server must not stall a screen.
+    pub min_throughput_bytes_per_s: u64,
+    pub throughput_window_s: u64,
+    /// How long an origin that served wrong bytes is left alone.
+    pub quarantine_s: u64,
+    /// Every cached file is re-hashed at least this often to catch SD-card
+    /// bit rot; 0 turns the check off.
+    pub rehash_interval_s: u64,
+    /// Read rate of the re-hash, so that it never competes with playback.
+    pub rehash_bytes_per_s: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> CacheConfig {
+        CacheConfig {
+            max_bytes: None,
+            min_free_bytes: 256 << 20,
+            parallel_downloads: 2,
+            bandwidth_bytes_per_s: None,
+            connect_timeout_s: 10,
+            read_timeout_s: 30,
+            min_throughput_bytes_per_s: 4096,
+            throughput_window_s: 30,
+            quarantine_s: 600,
+            rehash_interval_s: 7 * 24 * 3600,
+            rehash_bytes_per_s: 8 << 20,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// The first bad value, as (key, why).
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        let at_least_one = [
+            ("cache.connect_timeout_s", self.connect_timeout_s),
+            ("cache.read_timeout_s", self.read_timeout_s),
+            ("cache.throughput_window_s", self.throughput_window_s),
+            ("cache.quarantine_s", self.quarantine_s),
+            ("cache.rehash_bytes_per_s", self.rehash_bytes_per_s),
+        ];
+        if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
+            return Err((key, "must be at least 1".into()));
+        }
+        if !(1..=16).contains(&self.parallel_downloads) {
+            return Err(("cache.parallel_downloads", "must be from 1 to 16".into()));
+        }
+        if self.max_bytes == Some(0) {
+            return Err((
+                "cache.max_bytes",
+                "must be above 0 (omit it for no limit)".into(),
+            ));
+        }
+        // Rates feed a token bucket counted in u32 cells.
+        let rates = [
+            ("cache.bandwidth_bytes_per_s", self.bandwidth_bytes_per_s),
+            ("cache.rehash_bytes_per_s", Some(self.rehash_bytes_per_s)),
+        ];
+        for (key, rate) in rates {
+            if rate.is_some_and(|r| r == 0 || r > u64::from(u32::MAX)) {
+                return Err((key, format!("must be from 1 to {}", u32::MAX)));
+            }
+        }
+        // Throttled downloads must not look like a trickling server.
+        if let Some(cap) = self.bandwidth_bytes_per_s {
+            let share = cap / self.parallel_downloads as u64;
+            if share < self.min_throughput_bytes_per_s {
+                return Err((
+                    "cache.bandwidth_bytes_per_s",
+                    format!(
+                        "{cap} shared by {} downloads is below cache.min_throughput_bytes_per_s",
+                        self.parallel_downloads
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -48,6 +159,10 @@ fn default_video_sink() -> VideoSink {
 
 fn default_status_interval_s() -> u64 {
     30
+}
+
+fn default_reboot_command() -> Vec<String> {
+    vec!["systemctl".into(), "reboot".into()]
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +235,14 @@ impl Config {
         if config.status_interval_s == 0 {
             return Err(invalid("status_interval_s", "must be at least 1".into()));
         }
+        config
+            .cache
+            .check()
+            .map_err(|(key, message)| invalid(key, message))?;
+        config
+            .display
+            .check(config.video_sink)
+            .map_err(|(key, message)| invalid(key, message))?;
         Ok(config)
     }
 
@@ -203,5 +326,71 @@ video_sink = "fake"
             .unwrap_err()
             .to_string();
         assert!(err.contains("key `device_id`"), "{err}");
+    }
+
+    #[test]
+    fn the_cache_section_is_checked_key_by_key() {
+        assert_eq!(parse(GOOD).unwrap().cache, CacheConfig::default());
+        let c = parse(&format!(
+            "{GOOD}[cache]\nmax_bytes = 1_000_000\nparallel_downloads = 4\n"
+        ))
+        .unwrap();
+        assert_eq!(c.cache.max_bytes, Some(1_000_000));
+        assert_eq!(c.cache.parallel_downloads, 4);
+        assert_eq!(c.cache.read_timeout_s, 30);
+
+        let err = parse(&format!("{GOOD}[cache]\nmax_byte = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_byte") && err.contains("line 10"), "{err}");
+        for (bad, key) in [
+            ("parallel_downloads = 0", "cache.parallel_downloads"),
+            ("read_timeout_s = 0", "cache.read_timeout_s"),
+            ("max_bytes = 0", "cache.max_bytes"),
+            (
+                "bandwidth_bytes_per_s = 5000",
+                "cache.bandwidth_bytes_per_s",
+            ),
+            (
+                "rehash_bytes_per_s = 5_000_000_000",
+                "cache.rehash_bytes_per_s",
+            ),
+        ] {
+            let err = parse(&format!("{GOOD}[cache]\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("key `{key}`")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_display_and_overlay_sections_are_checked_key_by_key() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.display, DisplayConfig::default());
+        assert_eq!(c.overlay, OverlayConfig::default());
+        let c = parse(&format!(
+            "{GOOD}[display]\nrotation = 270\nwidth = 1280\nheight = 720\naudio = true\n\
+             [overlay]\nclock = true\nticker = \"Guten Tag, Señor\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.display.rotation, crate::display::Rotation::ThreeQuarters);
+        assert_eq!(c.display.canvas(c.display.rotation), (720, 1280));
+        assert!(c.display.audio && c.overlay.clock);
+        assert_eq!(c.overlay.ticker.as_deref(), Some("Guten Tag, Señor"));
+
+        for (bad, key) in [
+            ("[display]\nrotation = 45", "rotation"),
+            ("[display]\nrotaton = 90", "rotaton"),
+            ("[display]\nfps = 0", "key `display.fps`"),
+            ("[display]\nconnector = 32", "key `display.connector`"),
+            (
+                "[display]\nlive_fallback_timeout_ms = 5",
+                "key `display.live_fallback_timeout_ms`",
+            ),
+            ("[overlay]\ncolck = true", "colck"),
+        ] {
+            let err = parse(&format!("{GOOD}{bad}\n")).unwrap_err().to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 }

@@ -7,10 +7,14 @@
 //! happens.
 
 pub mod agent;
+pub mod alarm;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod display;
 pub mod link;
+pub mod overlay;
+pub mod power;
 pub mod render;
 pub mod report;
 pub mod schedule;

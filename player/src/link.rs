@@ -6,11 +6,11 @@
 //! rumqttc event loop is polled continuously, also while we publish, since
 //! it is what moves packets at all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use rand::Rng;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, oneshot};
 
 use phare_protocol::broker::BrokerAddr;
@@ -27,9 +27,46 @@ const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// What the link tells the agent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LinkEvent {
-    Connected { broker: String },
-    Disconnected { broker: String, reason: String },
-    Message { topic: String, payload: Vec<u8> },
+    Connected {
+        broker: String,
+    },
+    Disconnected {
+        broker: String,
+        reason: String,
+    },
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+    },
+    /// The broker acknowledged the publish made with this token.
+    Acked {
+        token: u64,
+    },
+}
+
+/// Matches the broker's acknowledgements to the publishes that asked for
+/// one. rumqttc assigns packet ids as it sends, in request order, so each
+/// publish queues an optional token that the next sent packet id claims.
+#[derive(Debug, Default)]
+struct Acks {
+    queued: VecDeque<Option<u64>>,
+    sent: HashMap<u16, u64>,
+}
+
+impl Acks {
+    fn queued(&mut self, token: Option<u64>) {
+        self.queued.push_back(token);
+    }
+
+    fn sent(&mut self, pkid: u16) {
+        if let Some(Some(token)) = self.queued.pop_front() {
+            self.sent.insert(pkid, token);
+        }
+    }
+
+    fn acked(&mut self, pkid: u16) -> Option<u64> {
+        self.sent.remove(&pkid)
+    }
 }
 
 /// Everything the link needs to know to connect.
@@ -96,6 +133,8 @@ enum Request {
         topic: String,
         payload: Vec<u8>,
         retain: bool,
+        /// Report [`LinkEvent::Acked`] with this token once acknowledged.
+        ack: Option<u64>,
     },
     Shutdown {
         last: Option<(String, Vec<u8>)>,
@@ -124,6 +163,19 @@ impl Link {
             topic,
             payload,
             retain,
+            ack: None,
+        });
+    }
+
+    /// Publishes (QoS 1, not retained) only if a broker is connected, and
+    /// reports [`LinkEvent::Acked`] with `token` when the broker has it. If
+    /// the connection is lost first, no ack comes: send it again later.
+    pub fn publish_acked(&self, topic: String, payload: Vec<u8>, token: u64) {
+        let _ = self.requests.send(Request::Publish {
+            topic,
+            payload,
+            retain: false,
+            ack: Some(token),
         });
     }
 
@@ -157,7 +209,7 @@ async fn run(
             tokio::select! {
                 _ = &mut sleep => break,
                 request = requests.recv() => match request {
-                    Some(Request::Publish { topic, payload, retain: true }) => { retained.insert(topic, payload); }
+                    Some(Request::Publish { topic, payload, retain: true, .. }) => { retained.insert(topic, payload); }
                     Some(Request::Publish { .. }) => {}
                     Some(Request::Shutdown { done, .. }) => { let _ = done.send(()); return; }
                     None => return,
@@ -212,6 +264,7 @@ async fn session(
 ) -> SessionEnd {
     let (client, mut eventloop) = AsyncClient::new(options(config, broker), 256);
     let mut up = false;
+    let mut acks = Acks::default();
     loop {
         tokio::select! {
             event = eventloop.poll() => match event {
@@ -228,9 +281,17 @@ async fn session(
                         return SessionEnd::Lost(format!("subscribe: {e}"));
                     }
                     for (topic, payload) in std::mem::take(retained) {
-                        let _ = client.try_publish(topic, QoS::AtLeastOnce, true, payload);
+                        if client.try_publish(topic, QoS::AtLeastOnce, true, payload).is_ok() {
+                            acks.queued(None);
+                        }
                     }
                     let _ = events.send(LinkEvent::Connected { broker: broker.to_string() });
+                }
+                Ok(Event::Outgoing(Outgoing::Publish(pkid))) => acks.sent(pkid),
+                Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                    if let Some(token) = acks.acked(ack.pkid) {
+                        let _ = events.send(LinkEvent::Acked { token });
+                    }
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
                     let _ = events.send(LinkEvent::Message { topic: publish.topic, payload: publish.payload.to_vec() });
@@ -240,11 +301,14 @@ async fn session(
                 Err(e) => return SessionEnd::NeverUp(e.to_string()),
             },
             request = requests.recv() => match request {
-                Some(Request::Publish { topic, payload, retain }) => {
+                Some(Request::Publish { topic, payload, retain, ack }) => {
                     if !up {
                         if retain { retained.insert(topic, payload); }
-                    } else if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
-                        tracing::warn!(error = %e, "publish queue full, message dropped");
+                    } else {
+                        match client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
+                            Ok(()) => acks.queued(ack),
+                            Err(e) => tracing::warn!(error = %e, "publish queue full, message dropped"),
+                        }
                     }
                 }
                 Some(Request::Shutdown { last, done }) => {
@@ -269,6 +333,18 @@ async fn session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acks_reach_the_publish_that_asked_for_them() {
+        let mut acks = Acks::default();
+        acks.queued(None); // a status
+        acks.queued(Some(7)); // a proof-of-play batch
+        acks.sent(1);
+        acks.sent(2);
+        assert_eq!(acks.acked(1), None);
+        assert_eq!(acks.acked(2), Some(7));
+        assert_eq!(acks.acked(2), None, "acknowledged once");
+    }
 
     #[test]
     fn tries_every_broker_in_order_then_backs_off() {

@@ -1,11 +1,12 @@
 //! `phare-player --config /etc/phare/player.toml`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
 use phare_player::agent::Agent;
 use phare_player::config::Config;
+use phare_player::render::Screenshots;
 
 /// The Phare signage player: plays signed playlists from its local cache
 /// and follows its fleet over MQTT. Opens no listening socket.
@@ -15,6 +16,10 @@ struct Args {
     /// The device configuration (TOML).
     #[arg(long, default_value = "/etc/phare/player.toml")]
     config: PathBuf,
+    /// Write a screenshot (PNG and JPEG thumbnail) into this directory
+    /// whenever the process gets SIGUSR1 (overrides `display.screenshot_dir`).
+    #[arg(long)]
+    screenshot_dir: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,11 +33,17 @@ fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let config = Config::load(&args.config)?;
+    let screenshot_dir = args
+        .screenshot_dir
+        .or_else(|| config.display.screenshot_dir.clone());
     // One TLS crypto provider for the whole process: ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let agent = Agent::start(config)?;
+        if let Some(dir) = screenshot_dir {
+            tokio::spawn(screenshot_on_signal(agent.screenshots(), dir));
+        }
         agent.run(shutdown_signal()).await;
         anyhow::Ok(())
     })
@@ -46,4 +57,39 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// Writes a screenshot into `dir` every time the process gets SIGUSR1:
+/// local diagnostics that need no broker (`kill -USR1 $(pidof phare-player)`).
+async fn screenshot_on_signal(screenshots: Screenshots, dir: PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut usr1 = match signal(SignalKind::user_defined1()) {
+        Ok(usr1) => usr1,
+        Err(e) => return tracing::error!(error = %e, "cannot listen for SIGUSR1"),
+    };
+    while usr1.recv().await.is_some() {
+        let (shots, dir) = (screenshots.clone(), dir.clone());
+        // Encoding takes a fraction of a second: off the async threads.
+        match tokio::task::spawn_blocking(move || write_screenshot(&shots, &dir)).await {
+            Ok(Ok(path)) => tracing::info!(path = %path.display(), "screenshot written"),
+            Ok(Err(e)) => tracing::error!(error = %e, "screenshot failed"),
+            Err(e) => tracing::error!(error = %e, "screenshot task failed"),
+        }
+    }
+}
+
+/// `screenshot-<unix ms>.png` and `.jpg`, each renamed into place whole, so
+/// a reader never sees a partial file.
+fn write_screenshot(screenshots: &Screenshots, dir: &Path) -> anyhow::Result<PathBuf> {
+    let shot = screenshots.take()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let stem = format!("screenshot-{}", jiff::Timestamp::now().as_millisecond());
+    for (extension, bytes) in [("jpg", &shot.jpeg_thumbnail), ("png", &shot.png)] {
+        let path = dir.join(format!("{stem}.{extension}"));
+        let partial = dir.join(format!(".{stem}.{extension}.partial"));
+        std::fs::write(&partial, bytes)
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(dir.join(format!("{stem}.png")))
 }

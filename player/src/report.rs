@@ -20,7 +20,7 @@ pub struct Status {
     pub assignment: Option<AssignmentStatus>,
     pub pending_assignment: Option<PendingStatus>,
     pub playing: Option<PlayingStatus>,
-    pub live: Option<serde_json::Value>,
+    pub live: Option<LiveStatus>,
     pub alert: Option<serde_json::Value>,
     pub display: &'static str,
     pub cache: CacheStatus,
@@ -51,6 +51,14 @@ pub struct PlayingStatus {
     pub since: Timestamp,
 }
 
+/// The live item on screen: its stream, and whether that or its fallback
+/// shows (`playing` or `fallback`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveStatus {
+    pub uri: String,
+    pub state: &'static str,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CacheStatus {
     pub assets: u64,
@@ -62,7 +70,8 @@ pub struct CacheStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     pub at: Timestamp,
-    /// `rejected`, `download_failed`, `downloaded`, `play_failed`, …
+    /// `rejected`, `download_failed`, `downloaded`, `download_progress`,
+    /// `evicted`, `cache_full`, `content_corrupt`, `play_failed`, …
     pub kind: &'static str,
     /// Machine-readable reason (DESIGN.md §3) where there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,7 +83,7 @@ pub struct Event {
 
 impl Event {
     pub fn is_error(&self) -> bool {
-        self.kind != "downloaded"
+        !matches!(self.kind, "downloaded" | "download_progress" | "evicted")
     }
 }
 

@@ -316,7 +316,10 @@ mod tests {
     }
 
     fn at(local: &str, tz: &str) -> Timestamp {
-        TimeZone::get(tz).unwrap().to_timestamp(local.parse().unwrap()).unwrap()
+        TimeZone::get(tz)
+            .unwrap()
+            .to_timestamp(local.parse().unwrap())
+            .unwrap()
     }
 
     const PARIS: &str = "Europe/Paris";

@@ -2,12 +2,12 @@
 //!
 //! WAL journal with `synchronous=FULL`: an accepted document or a version
 //! floor must survive a power cut, since a Pi is unplugged, not shut down.
-//! The agent is the only owner of the connection.
+//! The agent is the only owner of the connection; the content index, in
+//! the same file, belongs to the cache (`cache::index`) through its own.
 
 use std::path::Path;
 
 use jiff::Timestamp;
-use phare_protocol::AssetId;
 use rusqlite::{Connection, OptionalExtension, params};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,35 @@ pub struct StoredDocument {
     pub envelope: String,
 }
 
+/// A proof-of-play record being opened.
+#[derive(Debug, Clone)]
+pub struct OpenPlay {
+    pub playlist: String,
+    pub item: usize,
+    pub asset: Option<String>,
+    pub live: Option<String>,
+    pub started_at: Timestamp,
+}
+
+/// A closed proof-of-play record, as published on `device/<id>/pop`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PlayRecord {
+    pub seq: i64,
+    pub playlist: String,
+    pub item: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<String>,
+    pub start: String,
+    pub end: String,
+    pub completed: bool,
+    /// Why an item did not complete: `schedule`, `assignment`, `display_off`,
+    /// `shutdown`, `power_loss`, `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS documents (
     stream      TEXT PRIMARY KEY,
@@ -41,24 +70,38 @@ CREATE TABLE IF NOT EXISTS commands_seen (
     id         TEXT PRIMARY KEY,
     expires_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pop (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    playlist   TEXT NOT NULL,
+    item       INTEGER NOT NULL,
+    asset      TEXT,
+    live       TEXT,
+    started_at TEXT NOT NULL,
+    ended_at   TEXT,
+    completed  INTEGER NOT NULL DEFAULT 0,
+    reason     TEXT
+);
 CREATE TABLE IF NOT EXISTS settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS assets (
-    id          TEXT PRIMARY KEY,
-    size        INTEGER NOT NULL,
-    verified_at TEXT NOT NULL
-);
 ";
+
+/// Opens `state.db` (WAL, `synchronous=FULL`) and creates `schema`'s
+/// tables. The cache's index opens its own connection the same way.
+pub fn open_durable(path: &Path, schema: &str) -> Result<Connection, StoreError> {
+    let db = Connection::open(path)?;
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    db.pragma_update(None, "synchronous", "FULL")?;
+    db.execute_batch(schema)?;
+    Ok(db)
+}
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Connection::open(path)?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "FULL")?;
-        db.execute_batch(SCHEMA)?;
-        Ok(Store { db })
+        Ok(Store {
+            db: open_durable(path, SCHEMA)?,
+        })
     }
 
     pub fn document(&self, stream: &str) -> Result<Option<StoredDocument>, StoreError> {
@@ -145,6 +188,77 @@ impl Store {
         Ok(inserted == 1)
     }
 
+    /// Opens a proof-of-play record for an item that just reached the
+    /// screen; returns its sequence number (never reused).
+    pub fn open_play(&self, play: &OpenPlay) -> Result<i64, StoreError> {
+        self.db.execute(
+            "INSERT INTO pop (playlist, item, asset, live, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                play.playlist,
+                play.item as i64,
+                play.asset,
+                play.live,
+                play.started_at.to_string()
+            ],
+        )?;
+        Ok(self.db.last_insert_rowid())
+    }
+
+    /// Closes a record: the item ended, played through or interrupted.
+    pub fn close_play(
+        &self,
+        seq: i64,
+        ended_at: Timestamp,
+        completed: bool,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.db.execute(
+            "UPDATE pop SET ended_at = ?2, completed = ?3, reason = ?4 WHERE seq = ?1 AND ended_at IS NULL",
+            params![seq, ended_at.to_string(), completed, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Closes records left open by a crash or power cut, at `at`.
+    pub fn close_abandoned_plays(&self, at: Timestamp) -> Result<(), StoreError> {
+        self.db.execute(
+            "UPDATE pop SET ended_at = MAX(started_at, ?1), reason = 'power_loss' WHERE ended_at IS NULL",
+            [at.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// The oldest closed records, in order, at most `limit`.
+    pub fn closed_plays(&self, limit: usize) -> Result<Vec<PlayRecord>, StoreError> {
+        let mut stmt = self.db.prepare(
+            "SELECT seq, playlist, item, asset, live, started_at, ended_at, completed, reason
+             FROM pop WHERE ended_at IS NOT NULL ORDER BY seq LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |row| {
+            Ok(PlayRecord {
+                seq: row.get(0)?,
+                playlist: row.get(1)?,
+                item: row.get::<_, i64>(2)? as usize,
+                asset: row.get(3)?,
+                live: row.get(4)?,
+                start: row.get(5)?,
+                end: row.get(6)?,
+                completed: row.get(7)?,
+                reason: row.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets closed records up to `seq`, once the broker has them.
+    pub fn forget_plays_through(&self, seq: i64) -> Result<(), StoreError> {
+        self.db.execute(
+            "DELETE FROM pop WHERE seq <= ?1 AND ended_at IS NOT NULL",
+            [seq],
+        )?;
+        Ok(())
+    }
+
     /// The durable time floor: the latest trustworthy time seen.
     pub fn time_floor(&self) -> Result<Option<Timestamp>, StoreError> {
         let value: Option<String> = self
@@ -166,44 +280,56 @@ impl Store {
         )?;
         Ok(())
     }
-
-    pub fn has_asset(&self, id: &AssetId) -> Result<bool, StoreError> {
-        Ok(self
-            .db
-            .query_row("SELECT 1 FROM assets WHERE id = ?1", [id.as_str()], |_| {
-                Ok(())
-            })
-            .optional()?
-            .is_some())
-    }
-
-    pub fn put_asset(&self, id: &AssetId, size: u64) -> Result<(), StoreError> {
-        self.db.execute(
-            "INSERT OR REPLACE INTO assets (id, size, verified_at) VALUES (?1, ?2, ?3)",
-            params![id.as_str(), size as i64, jiff::Timestamp::now().to_string()],
-        )?;
-        Ok(())
-    }
-
-    pub fn forget_asset(&self, id: &AssetId) -> Result<(), StoreError> {
-        self.db
-            .execute("DELETE FROM assets WHERE id = ?1", [id.as_str()])?;
-        Ok(())
-    }
-
-    /// Number of cached assets and their total size.
-    pub fn cache_totals(&self) -> Result<(u64, u64), StoreError> {
-        Ok(self.db.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM assets",
-            [],
-            |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
-        )?)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plays_are_kept_in_order_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        let open = |item| OpenPlay {
+            playlist: "main".into(),
+            item,
+            asset: Some("sha256:x".into()),
+            live: None,
+            started_at: t("2026-11-29T10:00:00Z"),
+        };
+        {
+            let store = Store::open(&path).unwrap();
+            let a = store.open_play(&open(0)).unwrap();
+            store
+                .close_play(a, t("2026-11-29T10:00:05Z"), true, None)
+                .unwrap();
+            let b = store.open_play(&open(1)).unwrap();
+            store
+                .close_play(b, t("2026-11-29T10:00:06Z"), false, Some("schedule"))
+                .unwrap();
+            store.open_play(&open(0)).unwrap(); // the power goes out
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            store.closed_plays(10).unwrap().len(),
+            2,
+            "the open record is not sent"
+        );
+        store
+            .close_abandoned_plays(t("2026-11-29T10:00:09Z"))
+            .unwrap();
+        let plays = store.closed_plays(10).unwrap();
+        assert_eq!(
+            plays.iter().map(|p| p.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(plays[2].reason.as_deref(), Some("power_loss"));
+        store.forget_plays_through(2).unwrap();
+        assert_eq!(store.closed_plays(10).unwrap()[0].seq, 3);
+        let next = store.open_play(&open(1)).unwrap();
+        assert_eq!(next, 4, "sequence numbers are never reused");
+    }
 
     #[test]
     fn documents_survive_reopening() {
@@ -233,19 +359,5 @@ mod tests {
             store.roots().unwrap(),
             vec!["{root2}".to_string(), "{root3}".to_string()]
         );
-    }
-
-    #[test]
-    fn asset_totals_add_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db")).unwrap();
-        let a = AssetId::from_digest(&[1; 32]);
-        let b = AssetId::from_digest(&[2; 32]);
-        store.put_asset(&a, 10).unwrap();
-        store.put_asset(&b, 32).unwrap();
-        assert!(store.has_asset(&a).unwrap());
-        assert_eq!(store.cache_totals().unwrap(), (2, 42));
-        store.forget_asset(&a).unwrap();
-        assert_eq!(store.cache_totals().unwrap(), (1, 32));
     }
 }

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use phare_protocol::document::{check_not_expired, parse_document};
 use phare_protocol::{Alert, Assignment, Command, Envelope, Rejection, RoleName, Root};
 
+use crate::schedule::Schedule;
 use crate::store::StoredDocument;
 
 /// Roots held while waiting for their predecessor. Bounded, so that a
@@ -151,6 +152,7 @@ impl Trust {
             .verify(envelope, RoleName::Publisher, "assignment")?;
         let assignment: Assignment = parse_document(&body, "assignment")?;
         assignment.validate()?;
+        Schedule::compile(&assignment).map_err(Rejection::Malformed)?;
         let Identity {
             fleet,
             device_id,

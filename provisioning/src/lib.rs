@@ -5,7 +5,9 @@
 pub mod asset;
 pub mod broker;
 pub mod demo;
+pub mod fleet;
 pub mod keys;
 pub mod media;
 pub mod origin;
+pub mod pop;
 pub mod publish;

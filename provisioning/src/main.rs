@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use phare_protocol::envelope::payload_type;
 use phare_protocol::{Envelope, RoleName};
-use phare_provisioning::{asset, demo, keys, publish};
+use phare_provisioning::{asset, demo, fleet, keys, pop, publish};
 
 /// Operate a fleet of Phare screens: keys, signed documents, publishing,
 /// and a self-contained demo.
@@ -63,6 +63,12 @@ enum Command {
     /// Describe content files for an assignment.
     #[command(subcommand)]
     Asset(AssetCommand),
+    /// Emergency and information alerts over every screen of the fleet.
+    #[command(subcommand)]
+    Alert(AlertCommand),
+    /// Proof of play: collect what screens played, export it.
+    #[command(subcommand)]
+    Pop(PopCommand),
     /// Run the whole product locally: broker, origin, media, keys, player.
     Demo {
         /// Play to a fake sink and print status lines only.
@@ -74,6 +80,92 @@ enum Command {
         /// Stop after this many seconds (default: run until Ctrl-C).
         #[arg(long)]
         duration_s: Option<u64>,
+    },
+    /// Watch the fleet's screens.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+}
+
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// One line per screen from its retained status: online, assignment
+    /// version, pending content (assets and bytes missing), what plays,
+    /// recent errors.
+    Status {
+        /// Broker URL (mqtt://host:port).
+        #[arg(long)]
+        broker: String,
+        /// The fleet name.
+        #[arg(long)]
+        fleet: String,
+        /// Topic prefix, if the fleet does not use `phare/<fleet>/`.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Stop listening after this long without a new status.
+        #[arg(long, default_value_t = 1000)]
+        quiet_ms: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertCommand {
+    /// Sign and publish an alert: it takes over the screens until it
+    /// expires or is cleared.
+    Send {
+        /// The keyring holding a publisher key.
+        #[arg(long, default_value = "keys")]
+        keyring: PathBuf,
+        /// Broker URL; repeat to publish to every broker.
+        #[arg(long = "broker", required = true)]
+        brokers: Vec<String>,
+        /// The text shown.
+        #[arg(long)]
+        message: String,
+        /// fullscreen or banner.
+        #[arg(long, default_value = "fullscreen")]
+        style: String,
+        /// `device:<id>` or `group:<name>`; repeatable. None: the whole fleet.
+        #[arg(long = "target")]
+        targets: Vec<String>,
+        /// How long it stays up, in minutes.
+        #[arg(long, default_value_t = 60)]
+        minutes: i64,
+        /// A cached asset (sha256:…) to show with the text.
+        #[arg(long)]
+        asset: Option<String>,
+    },
+    /// Clear the current alert (a newer version with `active: false`).
+    Clear {
+        #[arg(long, default_value = "keys")]
+        keyring: PathBuf,
+        #[arg(long = "broker", required = true)]
+        brokers: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PopCommand {
+    /// Subscribe durably and store every proof-of-play record in SQLite,
+    /// each exactly once, until Ctrl-C.
+    Collect {
+        #[arg(long)]
+        broker: String,
+        #[arg(long)]
+        fleet: String,
+        /// The collector's database.
+        #[arg(long, default_value = "pop.db")]
+        db: PathBuf,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        duration_s: Option<u64>,
+    },
+    /// Print the collected records.
+    Export {
+        #[arg(long, default_value = "pop.db")]
+        db: PathBuf,
+        /// CSV on standard output (the only format for now).
+        #[arg(long)]
+        csv: bool,
     },
 }
 
@@ -200,6 +292,62 @@ fn report_root(written: keys::RootWritten) {
             written.path.display()
         );
     }
+}
+
+async fn alert_command(command: AlertCommand) -> anyhow::Result<()> {
+    let (keyring, brokers, document) = match command {
+        AlertCommand::Send {
+            keyring,
+            brokers,
+            message,
+            style,
+            targets,
+            minutes,
+            asset,
+        } => {
+            let ring = keys::Keyring::open(&keyring)?;
+            let now = jiff::Timestamp::now();
+            let mut alert = serde_json::json!({
+                "kind": "alert", "fleet": ring.root().fleet, "version": now.as_millisecond(),
+                "issued_at": now, "expires_at": now.checked_add(jiff::SignedDuration::from_mins(minutes))?,
+                "active": true, "message": message, "style": style,
+            });
+            if !targets.is_empty() {
+                alert["targets"] = targets.into();
+            }
+            if let Some(asset) = asset {
+                alert["asset"] = asset.into();
+            }
+            (ring, brokers, alert)
+        }
+        AlertCommand::Clear { keyring, brokers } => {
+            let ring = keys::Keyring::open(&keyring)?;
+            let now = jiff::Timestamp::now();
+            let clear = serde_json::json!({
+                "kind": "alert", "fleet": ring.root().fleet, "version": now.as_millisecond(),
+                "issued_at": now, "expires_at": now.checked_add(jiff::SignedDuration::from_hours(24))?,
+                "active": false, "message": "",
+            });
+            (ring, brokers, clear)
+        }
+    };
+    // Versions are milliseconds since the epoch: always newer than the last.
+    let envelope = keyring.sign("alert", &document)?;
+    let route = publish::route_for(&envelope, None)?;
+    for broker in &brokers {
+        publish::publish(
+            broker,
+            &route.topic,
+            envelope.to_json().into_bytes(),
+            route.retain,
+        )
+        .await?;
+        println!(
+            "alert version {} published to {broker}",
+            document["version"]
+        );
+    }
+    Ok(())
 }
 
 fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
@@ -357,6 +505,33 @@ fn main() -> anyhow::Result<()> {
             let json = serde_json::json!({ id.to_string(): entry });
             println!("{}", serde_json::to_string_pretty(&json)?);
         }
+        Command::Alert(command) => runtime.block_on(alert_command(command))?,
+        Command::Pop(PopCommand::Collect {
+            broker,
+            fleet,
+            db,
+            duration_s,
+        }) => runtime.block_on(async {
+            let stop = async {
+                match duration_s {
+                    Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            println!(
+                "collecting proof of play of fleet {fleet:?} into {}",
+                db.display()
+            );
+            pop::collect(&broker, &fleet, &db, stop, |topic, new| {
+                println!("{topic}: {new} new records")
+            })
+            .await
+        })?,
+        Command::Pop(PopCommand::Export { db, csv: _ }) => {
+            pop::PlayLog::open(&db)?.export_csv(std::io::stdout().lock())?;
+        }
         Command::Demo {
             headless,
             dir,
@@ -367,6 +542,20 @@ fn main() -> anyhow::Result<()> {
                 dir,
                 duration: duration_s.map(Duration::from_secs),
             }))?;
+        }
+        Command::Fleet(FleetCommand::Status {
+            broker,
+            fleet: name,
+            prefix,
+            quiet_ms,
+        }) => {
+            let topics = match prefix {
+                Some(prefix) => phare_protocol::topics::Topics::new(&prefix),
+                None => phare_protocol::topics::Topics::for_fleet(&name),
+            };
+            let quiet = Duration::from_millis(quiet_ms);
+            let statuses = runtime.block_on(fleet::collect(&broker, &topics, quiet))?;
+            print!("{}", fleet::table(&statuses));
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ use anyhow::{Context, bail, ensure};
 use gst::prelude::*;
 use gstreamer as gst;
 
-/// Frame rate of generated videos (the player's output rate).
+/// Frame rate of generated videos and streams, unless said otherwise.
 const FPS: u32 = 25;
 
 /// Writes an H.264 MP4 of `seconds` at width x height, 25 fps, showing
@@ -28,14 +28,26 @@ pub fn write_video(
     pattern: &str,
     label: &str,
 ) -> anyhow::Result<()> {
+    write_video_at(path, seconds, (width, height, FPS), pattern, label)
+}
+
+/// Like [`write_video`], at (width, height, frames per second).
+pub fn write_video_at(
+    path: &Path,
+    seconds: u32,
+    (width, height, fps): (u32, u32, u32),
+    pattern: &str,
+    label: &str,
+) -> anyhow::Result<()> {
     ensure!(seconds > 0, "a video needs at least one second");
+    ensure!((1..=120).contains(&fps), "invalid frame rate {fps}");
     let frames = seconds
-        .checked_mul(FPS)
+        .checked_mul(fps)
         .context("video duration is too long")?;
     let description = format!(
         "{source} ! videoconvert ! video/x-raw,format=I420 ! openh264enc name=encoder \
          ! h264parse ! mp4mux ! filesink name=out",
-        source = source(frames, width, height, pattern)?,
+        source = source(Some(frames), (width, height, fps), pattern)?,
     );
     // Encoding is slower than real time for large frames on small machines;
     // allow far more than that.
@@ -60,7 +72,7 @@ pub fn write_png(
 ) -> anyhow::Result<()> {
     let description = format!(
         "{source} ! videoconvert ! pngenc ! filesink name=out",
-        source = source(1, width, height, pattern)?,
+        source = source(Some(1), (width, height, FPS), pattern)?,
     );
     run(
         &description,
@@ -72,9 +84,56 @@ pub fn write_png(
     .with_context(|| format!("cannot write image {}", path.display()))
 }
 
-/// The launch description of `frames` frames of `pattern`, labelled by an
-/// element named `label` when textoverlay exists.
-fn source(frames: u32, width: u32, height: u32, pattern: &str) -> anyhow::Result<String> {
+/// A live HLS channel written into a directory (for an HTTP origin to
+/// serve as `index.m3u8`), as an intranet WebTV encoder would: one-second
+/// H.264 segments of a `videotestsrc` pattern, in real time, until dropped.
+pub struct LiveHls {
+    pipeline: gst::Pipeline,
+}
+
+impl LiveHls {
+    pub fn start(dir: &Path, width: u32, height: u32, pattern: &str) -> anyhow::Result<LiveHls> {
+        let dir = dir
+            .to_str()
+            .with_context(|| format!("path is not UTF-8: {}", dir.display()))?;
+        let source = source(None, (width, height, FPS), pattern)?;
+        // A keyframe every second, so that every segment starts with one.
+        let description = format!(
+            "{source} ! videoconvert ! video/x-raw,format=I420 ! openh264enc gop-size={FPS} \
+             ! h264parse ! hlssink2 name=out target-duration=1 playlist-length=5 max-files=10"
+        );
+        let pipeline = gst::parse::launch(&description)
+            .with_context(|| format!("cannot build pipeline `{description}`"))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| anyhow::anyhow!("`{description}` is not a pipeline"))?;
+        let sink = element(&pipeline, "out")?;
+        sink.set_property("location", format!("{dir}/segment%05d.ts"));
+        sink.set_property("playlist-location", format!("{dir}/index.m3u8"));
+        if let Some(overlay) = pipeline.by_name("label") {
+            overlay.set_property("text", "live");
+        }
+        let bus = pipeline.bus().context("pipeline has no bus")?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| anyhow::anyhow!("{}", pending_error(&bus)))?;
+        Ok(LiveHls { pipeline })
+    }
+}
+
+impl Drop for LiveHls {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// The launch description of `frames` frames of `pattern` (endless, in
+/// real time, for `None`), labelled by an element named `label` when
+/// textoverlay exists.
+fn source(
+    frames: Option<u32>,
+    (width, height, fps): (u32, u32, u32),
+    pattern: &str,
+) -> anyhow::Result<String> {
     gst::init()?;
     ensure!(
         width > 0 && height > 0 && width <= i32::MAX as u32 && height <= i32::MAX as u32,
@@ -89,9 +148,13 @@ fn source(frames: u32, width: u32, height: u32, pattern: &str) -> anyhow::Result
                 .all(|c| c.is_ascii_alphanumeric() || c == '-'),
         "invalid videotestsrc pattern {pattern:?}"
     );
+    let length = match frames {
+        Some(frames) => format!("num-buffers={frames}"),
+        None => "is-live=true".to_string(),
+    };
     let mut description = format!(
-        "videotestsrc num-buffers={frames} pattern={pattern} \
-         ! video/x-raw,width={width},height={height},framerate={FPS}/1"
+        "videotestsrc {length} pattern={pattern} \
+         ! video/x-raw,width={width},height={height},framerate={fps}/1"
     );
     if gst::ElementFactory::find("textoverlay").is_some() {
         // Readable from across a room, yet a short label fits on one or two

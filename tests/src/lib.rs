@@ -13,6 +13,9 @@ use phare_provisioning::asset::entry_for;
 use phare_provisioning::keys::{InitSpec, Keyring};
 use serde_json::{Value, json};
 
+pub mod cache;
+pub mod render;
+
 pub use phare_provisioning::keys::InitSpec as KeySpec;
 pub use phare_provisioning::origin::Origin;
 pub use phare_provisioning::publish::route_for;
@@ -36,15 +39,28 @@ pub struct Mosquitto {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Keeps sessions and retained messages across restarts (on disk).
+    persistent: bool,
 }
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
+        Mosquitto::launch(false)
+    }
+
+    /// A broker that remembers sessions, subscriptions and queued messages
+    /// across a restart, as production brokers do.
+    pub fn start_persistent() -> Mosquitto {
+        Mosquitto::launch(true)
+    }
+
+    fn launch(persistent: bool) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         let mut broker = Mosquitto {
             port: free_port(),
             dir,
             child: None,
+            persistent,
         };
         broker.restart();
         broker
@@ -54,14 +70,26 @@ impl Mosquitto {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
-    /// Starts (again) on the same port, with no memory of earlier sessions
-    /// or retained messages, like a broker replaced after a failure.
+    /// Starts (again) on the same port. A non-persistent broker comes back
+    /// with no memory of earlier sessions or retained messages, like one
+    /// replaced after a failure.
     pub fn restart(&mut self) {
         self.stop();
         let config = self.dir.path().join("mosquitto.conf");
+        let persistence = if self.persistent {
+            format!(
+                "persistence true\npersistence_location {}/\n",
+                self.dir.path().display()
+            )
+        } else {
+            "persistence false\n".to_string()
+        };
         std::fs::write(
             &config,
-            format!("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nmessage_size_limit 0\n", self.port),
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\nmessage_size_limit 0\n{persistence}",
+                self.port
+            ),
         )
         .unwrap();
         let child = Command::new(mosquitto_binary())
@@ -78,9 +106,18 @@ impl Mosquitto {
         );
     }
 
+    /// Stops the broker: a persistent one gracefully (SIGTERM), so that it
+    /// saves its state; otherwise abruptly.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            if self.persistent {
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(child.id().to_string())
+                    .status();
+            } else {
+                let _ = child.kill();
+            }
             let _ = child.wait();
         }
     }
@@ -281,6 +318,18 @@ pub struct Player {
 impl Player {
     /// Writes a config (fake sink) and starts the player.
     pub fn start(dir: &Path, root: &Path, brokers: &[String], origins: &[String]) -> Player {
+        Player::start_with(dir, root, brokers, origins, "")
+    }
+
+    /// Like [`Player::start`], with `extra` appended to the config (TOML,
+    /// e.g. a `[cache]` section).
+    pub fn start_with(
+        dir: &Path,
+        root: &Path,
+        brokers: &[String],
+        origins: &[String],
+        extra: &str,
+    ) -> Player {
         let data_dir = dir.join("data");
         let quoted = |list: &[String]| {
             list.iter()
@@ -293,7 +342,7 @@ impl Player {
             &config,
             format!(
                 "device_id = \"{DEVICE}\"\nfleet = \"{FLEET}\"\nbrokers = [{}]\norigins = [{}]\n\
-                 root = {:?}\ndata_dir = {:?}\nvideo_sink = \"fake\"\nstatus_interval_s = 2\n",
+                 root = {:?}\ndata_dir = {:?}\nvideo_sink = \"fake\"\nstatus_interval_s = 2\n{extra}",
                 quoted(brokers),
                 quoted(origins),
                 root.display().to_string(),
@@ -328,6 +377,11 @@ impl Player {
             .spawn()
             .unwrap();
         self.child = Some(child);
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGTERM, as systemd stops it, and wait for the exit.
@@ -520,4 +574,15 @@ pub fn assert_played(seen: &[(u64, String)], file: &Path) {
         "{} did not play; seen: {seen:?}",
         file.display()
     );
+}
+
+/// Writes a benchmark's results to `target/bench/<name>.json` (DESIGN.md §10).
+pub fn write_bench_report(name: &str, report: &Value) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.json")),
+        serde_json::to_string_pretty(report).unwrap(),
+    )
+    .unwrap();
 }

@@ -1,0 +1,570 @@
+//! One download job: an asset, its mirrors in order, and where an earlier
+//! attempt stopped. This is the I/O shell; what to fetch, when and from
+//! which origins is decided by the [`Cache`](super::Cache).
+//!
+//! A job resumes a partial file with `Range` (and `If-Range` with the
+//! validator of the response it came from, when asking the same URL),
+//! accepts `206` as a continuation and `200` as a fresh start (a server that
+//! ignores ranges), and never writes more than the signed size. The bytes
+//! are hashed as they arrive; a file is committed only if the whole matches
+//! its SHA-256. Slow origins are abandoned by a minimum-throughput guard,
+//! silent ones by the client's read timeout, and an optional shared token
+//! bucket caps the total rate.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use governor::DefaultDirectRateLimiter;
+use phare_protocol::AssetId;
+use reqwest::header::{CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
+use reqwest::{StatusCode, Url};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
+
+use super::FetchEvent;
+use super::content::{ContentStore, hash_prefix};
+use super::index::Resume;
+
+/// How often a running download reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No connection (refused, no route, DNS).
+    Unreachable,
+    /// Connect or read timeout: the origin went silent.
+    Timeout,
+    /// The connection broke in the middle.
+    Interrupted,
+    /// An HTTP status other than 200/206, or a malformed partial answer.
+    HttpStatus,
+    /// Slower than `cache.min_throughput_bytes_per_s`.
+    TooSlow,
+    /// The body ended before the signed size.
+    Truncated,
+    /// More bytes than the signed size.
+    TooLarge,
+    /// The origin's copy has another length than the signed one.
+    WrongSize,
+    /// A whole body from this origin did not match its SHA-256.
+    HashMismatch,
+    /// A resumed file did not match: either part may be at fault.
+    ResumedMismatch,
+    /// Writing to the local disk failed: not the origin's fault.
+    Disk,
+}
+
+/// Why an attempt failed, with a machine-readable code for events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, detail: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    fn transport(error: reqwest::Error) -> Failure {
+        let kind = if error.is_timeout() {
+            FailureKind::Timeout
+        } else if error.is_connect() {
+            FailureKind::Unreachable
+        } else {
+            FailureKind::Interrupted
+        };
+        // The source chain says what actually happened (refused, reset…).
+        let mut detail = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            detail = format!("{detail}: {cause}");
+            source = cause.source();
+        }
+        Failure::new(kind, detail)
+    }
+
+    fn disk(error: std::io::Error) -> Failure {
+        Failure::new(FailureKind::Disk, error.to_string())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self.kind {
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Interrupted => "interrupted",
+            FailureKind::HttpStatus => "http_status",
+            FailureKind::TooSlow => "too_slow",
+            FailureKind::Truncated => "truncated",
+            FailureKind::TooLarge => "too_large",
+            FailureKind::WrongSize => "wrong_size",
+            FailureKind::HashMismatch => "hash_mismatch",
+            FailureKind::ResumedMismatch => "resumed_mismatch",
+            FailureKind::Disk => "disk_error",
+        }
+    }
+
+    /// Whether the origin is to blame (and so backed off).
+    pub fn blames_origin(&self) -> bool {
+        !matches!(self.kind, FailureKind::Disk | FailureKind::ResumedMismatch)
+    }
+
+    /// Whether the origin served wrong content (and so is quarantined).
+    pub fn wrong_bytes(&self) -> bool {
+        matches!(
+            self.kind,
+            FailureKind::TooLarge | FailureKind::WrongSize | FailureKind::HashMismatch
+        )
+    }
+}
+
+/// Where the body of a response goes in the partial file: its start.
+pub fn body_start(
+    status: StatusCode,
+    content_range: Option<&str>,
+    offset: u64,
+    size: u64,
+) -> Result<u64, Failure> {
+    match status {
+        // A fresh whole body, also when the server ignored Range or the
+        // validator no longer matched (If-Range).
+        StatusCode::OK => Ok(0),
+        StatusCode::PARTIAL_CONTENT => {
+            let (start, total) = content_range.and_then(parse_content_range).ok_or_else(|| {
+                Failure::new(
+                    FailureKind::HttpStatus,
+                    "206 without a usable Content-Range",
+                )
+            })?;
+            if let Some(total) = total.filter(|t| *t != size) {
+                return Err(Failure::new(
+                    FailureKind::WrongSize,
+                    format!("the mirror's copy has {total} bytes, {size} signed"),
+                ));
+            }
+            if start != offset {
+                return Err(Failure::new(
+                    FailureKind::HttpStatus,
+                    format!("asked for bytes from {offset}, got them from {start}"),
+                ));
+            }
+            Ok(start)
+        }
+        // We only ask for ranges inside the signed size, which an honest
+        // copy always satisfies.
+        StatusCode::RANGE_NOT_SATISFIABLE => Err(Failure::new(
+            FailureKind::WrongSize,
+            format!("the mirror's copy is shorter than the {offset} bytes already fetched"),
+        )),
+        status => Err(Failure::new(
+            FailureKind::HttpStatus,
+            format!("HTTP {status}"),
+        )),
+    }
+}
+
+/// Refuses a response whose announced length is not the signed size,
+/// before reading a byte of it.
+fn check_length(announced: u64, size: u64) -> Result<(), Failure> {
+    if announced > size {
+        return Err(Failure::new(
+            FailureKind::TooLarge,
+            format!("announces {announced} bytes, more than the signed {size}"),
+        ));
+    }
+    if announced < size {
+        return Err(Failure::new(
+            FailureKind::WrongSize,
+            format!("announces {announced} bytes, {size} signed"),
+        ));
+    }
+    Ok(())
+}
+
+/// `bytes <start>-<end>/<total or *>` → (start, total).
+fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let start = range.split_once('-')?.0.trim().parse().ok()?;
+    let total = match total.trim() {
+        "*" => None,
+        total => Some(total.parse().ok()?),
+    };
+    Some((start, total))
+}
+
+/// An asset to fetch.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: AssetId,
+    pub size: u64,
+    /// Usable mirrors, in order of preference.
+    pub mirrors: Vec<Url>,
+    /// Where the partial file came from, if it is a resumable download.
+    pub resume: Option<Resume>,
+}
+
+/// What every job shares: the client, the store, the rate limits.
+pub struct Fetcher {
+    pub client: reqwest::Client,
+    pub content: ContentStore,
+    /// Total rate cap across downloads, if any.
+    pub limiter: Option<DefaultDirectRateLimiter>,
+    pub min_throughput: u64,
+    pub throughput_window: Duration,
+    pub events: UnboundedSender<FetchEvent>,
+}
+
+impl Fetcher {
+    /// Runs a job to its end and reports `Done`; every attempt on a mirror
+    /// is reported on the way, so origin health is updated at once.
+    pub async fn run(self: Arc<Fetcher>, job: Job) {
+        let ok = self.fetch(&job).await;
+        self.send(FetchEvent::Done { id: job.id, ok });
+    }
+
+    fn send(&self, event: FetchEvent) {
+        // The receiver only goes away when the player stops.
+        let _ = self.events.send(event);
+    }
+
+    async fn fetch(&self, job: &Job) -> bool {
+        for url in &job.mirrors {
+            match self.finish_local(job).await {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(asset = %job.id, error = %e, "checking a partial download");
+                    return false;
+                }
+            }
+            let mut result = self.attempt(job, url).await;
+            if result
+                .as_ref()
+                .is_err_and(|f| f.kind == FailureKind::ResumedMismatch)
+            {
+                // Either part may be at fault: this mirror gets a clean
+                // try from the first byte (the partial file is gone).
+                result = self.attempt(job, url).await;
+            }
+            let done = result.is_ok();
+            let local_fault = result.as_ref().is_err_and(|f| f.kind == FailureKind::Disk);
+            self.send(FetchEvent::Attempt {
+                id: job.id.clone(),
+                url: url.clone(),
+                result,
+            });
+            if done || local_fault {
+                return done;
+            }
+        }
+        false
+    }
+
+    /// A partial file that already has every byte (the player stopped
+    /// between the last write and the check, or a mirror sent the rest
+    /// before failing) is checked without asking anyone; one that is too
+    /// long is dropped.
+    async fn finish_local(&self, job: &Job) -> std::io::Result<bool> {
+        let have = self.content.partial_size(&job.id);
+        if have < job.size {
+            return Ok(false);
+        }
+        let content = self.content.clone();
+        let job = job.clone();
+        blocking(move || {
+            if have == job.size {
+                let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+                hash_prefix(&content.partial_path(&job.id), job.size, &mut digest, None)?;
+                if AssetId::from_digest(digest.finish().as_ref()) == job.id {
+                    std::fs::File::open(content.partial_path(&job.id))?.sync_all()?;
+                    content.commit(&job.id)?;
+                    return Ok(true);
+                }
+            }
+            content.remove_partial(&job.id);
+            Ok(false)
+        })
+        .await
+    }
+
+    async fn attempt(&self, job: &Job, url: &Url) -> Result<(), Failure> {
+        let offset = self.content.partial_size(&job.id);
+        let mut request = self.client.get(url.clone());
+        if offset > 0 {
+            request = request.header(RANGE, format!("bytes={offset}-"));
+            // A validator only speaks for the URL that gave it; another
+            // mirror's bytes are checked by the hash all the same.
+            if let Some(resume) = job.resume.as_ref().filter(|r| r.url == url.as_str()) {
+                request = request.header(IF_RANGE, &resume.validator);
+            }
+        }
+        let response = request.send().await.map_err(Failure::transport)?;
+        let content_range = response
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok());
+        let start = body_start(response.status(), content_range, offset, job.size)?;
+        if let Some(length) = response.content_length() {
+            check_length(start + length, job.size)?;
+        }
+        let validator = [ETAG, LAST_MODIFIED]
+            .iter()
+            .find_map(|h| response.headers().get(h)?.to_str().ok());
+        if let Some(validator) = validator {
+            self.send(FetchEvent::Resume {
+                id: job.id.clone(),
+                resume: Resume {
+                    url: url.to_string(),
+                    validator: validator.to_string(),
+                },
+            });
+        }
+        let (mut file, digest) = self.open_partial(&job.id, start).await?;
+        // Whatever arrived stays for the next attempt to resume from, unless
+        // it overflowed: such bytes are not worth continuing.
+        let digest = match self.receive(job, response, &mut file, digest, start).await {
+            Err(failure) if failure.kind == FailureKind::TooLarge => {
+                self.content.remove_partial(&job.id);
+                return Err(failure);
+            }
+            received => received?,
+        };
+        if AssetId::from_digest(digest.finish().as_ref()) != job.id {
+            self.content.remove_partial(&job.id);
+            let (kind, whose) = if start == 0 {
+                (FailureKind::HashMismatch, "the content")
+            } else {
+                (FailureKind::ResumedMismatch, "the resumed content")
+            };
+            return Err(Failure::new(
+                kind,
+                format!("{whose} does not match its SHA-256"),
+            ));
+        }
+        let content = self.content.clone();
+        let id = job.id.clone();
+        blocking(move || {
+            file.sync_all()?;
+            content.commit(&id)
+        })
+        .await
+        .map_err(Failure::disk)
+    }
+
+    /// Opens the partial file at `start`, cut there, with the digest of
+    /// what precedes it.
+    async fn open_partial(
+        &self,
+        id: &AssetId,
+        start: u64,
+    ) -> Result<(std::fs::File, ring::digest::Context), Failure> {
+        let path = self.content.partial_path(id);
+        blocking(move || {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            file.set_len(start)?;
+            file.seek(SeekFrom::Start(start))?;
+            let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+            if hash_prefix(&path, start, &mut digest, None)? != start {
+                return Err(std::io::Error::other("the partial file shrank"));
+            }
+            Ok((file, digest))
+        })
+        .await
+        .map_err(Failure::disk)
+    }
+
+    /// Streams the body into `file` from `start`, enforcing the size cap,
+    /// the throughput guard and the rate cap; returns the whole digest.
+    async fn receive(
+        &self,
+        job: &Job,
+        response: reqwest::Response,
+        file: &mut impl Write,
+        mut digest: ring::digest::Context,
+        start: u64,
+    ) -> Result<ring::digest::Context, Failure> {
+        let mut received = start;
+        let mut guard = Guard::new(self.min_throughput, self.throughput_window, Instant::now());
+        let mut reported = Instant::now();
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(Failure::transport)?;
+            // Never store more than was signed for: a hostile mirror could
+            // otherwise fill the disk.
+            if received + chunk.len() as u64 > job.size {
+                return Err(Failure::new(
+                    FailureKind::TooLarge,
+                    format!("sent more than the signed {} bytes", job.size),
+                ));
+            }
+            guard.arrived(chunk.len() as u64, Instant::now())?;
+            if let Some(limiter) = &self.limiter {
+                let waited = Instant::now();
+                throttle(limiter, chunk.len()).await;
+                guard.paused(waited.elapsed());
+            }
+            digest.update(&chunk);
+            file.write_all(&chunk).map_err(Failure::disk)?;
+            received += chunk.len() as u64;
+            if reported.elapsed() >= PROGRESS_EVERY {
+                reported = Instant::now();
+                self.send(FetchEvent::Progress {
+                    id: job.id.clone(),
+                    received,
+                });
+            }
+        }
+        if received != job.size {
+            return Err(Failure::new(
+                FailureKind::Truncated,
+                format!("the body ended after {received} of {} bytes", job.size),
+            ));
+        }
+        Ok(digest)
+    }
+}
+
+/// Waits until the shared bucket lets `bytes` through.
+async fn throttle(limiter: &DefaultDirectRateLimiter, bytes: usize) {
+    // The bucket holds one second of the rate; larger chunks wait in parts.
+    let mut left = u32::try_from(bytes).unwrap_or(u32::MAX);
+    while let Some(n) = NonZeroU32::new(left) {
+        match limiter.until_n_ready(n).await {
+            Ok(()) => left = 0,
+            Err(capacity) => {
+                let part = NonZeroU32::new(capacity.0).expect("a bucket holds at least one cell");
+                let _ = limiter.until_n_ready(part).await;
+                left -= part.get();
+            }
+        }
+    }
+}
+
+/// The minimum-throughput guard: over each window of network time (time
+/// spent waiting on our own rate cap excluded), at least the minimum rate.
+struct Guard {
+    min_rate: u64,
+    window: Duration,
+    since: Instant,
+    paused: Duration,
+    bytes: u64,
+}
+
+impl Guard {
+    fn new(min_rate: u64, window: Duration, now: Instant) -> Guard {
+        Guard {
+            min_rate,
+            window,
+            since: now,
+            paused: Duration::ZERO,
+            bytes: 0,
+        }
+    }
+
+    fn paused(&mut self, waited: Duration) {
+        self.paused += waited;
+    }
+
+    fn arrived(&mut self, bytes: u64, now: Instant) -> Result<(), Failure> {
+        self.bytes += bytes;
+        let active = now
+            .saturating_duration_since(self.since)
+            .saturating_sub(self.paused);
+        if active < self.window {
+            return Ok(());
+        }
+        let rate = self.bytes as f64 / active.as_secs_f64();
+        if rate < self.min_rate as f64 {
+            return Err(Failure::new(
+                FailureKind::TooSlow,
+                format!("{rate:.0} bytes/s, below the minimum {}", self.min_rate),
+            ));
+        }
+        *self = Guard::new(self.min_rate, self.window, now);
+        Ok(())
+    }
+}
+
+/// Runs blocking file work (fsync, hashing a partial file) off the async
+/// threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_continue_restart_or_fail() {
+        let ok = StatusCode::OK;
+        let partial = StatusCode::PARTIAL_CONTENT;
+        // 200: the server ignored Range, the body starts over.
+        assert_eq!(body_start(ok, None, 500, 1000), Ok(0));
+        assert_eq!(
+            body_start(partial, Some("bytes 500-999/1000"), 500, 1000),
+            Ok(500)
+        );
+        assert_eq!(
+            body_start(partial, Some("bytes 500-999/*"), 500, 1000),
+            Ok(500)
+        );
+        let code = |r: Result<u64, Failure>| r.unwrap_err().code();
+        assert_eq!(
+            code(body_start(partial, Some("bytes 0-999/1000"), 500, 1000)),
+            "http_status"
+        );
+        assert_eq!(
+            code(body_start(partial, Some("bytes 500-1999/2000"), 500, 1000)),
+            "wrong_size"
+        );
+        assert_eq!(code(body_start(partial, None, 500, 1000)), "http_status");
+        assert_eq!(
+            code(body_start(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                None,
+                500,
+                1000
+            )),
+            "wrong_size"
+        );
+        assert_eq!(
+            code(body_start(StatusCode::NOT_FOUND, None, 0, 1000)),
+            "http_status"
+        );
+        assert_eq!(check_length(1000, 1000), Ok(()));
+        assert_eq!(check_length(1001, 1000).unwrap_err().code(), "too_large");
+        assert_eq!(check_length(20, 1000).unwrap_err().code(), "wrong_size");
+    }
+
+    #[test]
+    fn the_guard_abandons_a_trickle_but_not_a_throttled_download() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_millis(1500);
+        let mut guard = Guard::new(1000, Duration::from_secs(1), t0);
+        guard.arrived(100, t0).unwrap();
+        assert_eq!(guard.arrived(100, later).unwrap_err().code(), "too_slow");
+
+        let mut guard = Guard::new(1000, Duration::from_secs(1), t0);
+        guard.arrived(2000, later).unwrap();
+        // 1.4 s of the 1.5 s were spent on our own rate cap: 0.1 s of
+        // network time does not fill the window yet.
+        let mut guard = Guard::new(1000, Duration::from_secs(1), t0);
+        guard.paused(Duration::from_millis(1400));
+        guard.arrived(200, later).unwrap();
+    }
+}

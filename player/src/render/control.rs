@@ -1,0 +1,356 @@
+//! The control thread: owns what should be on screen (a playlist, the
+//! status screen, or nothing), the producer playing and the one prepared
+//! to follow it, and the display's power and rotation.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use gstreamer as gst;
+use tracing::{debug, error, info, warn};
+
+use super::output::Output;
+use super::producer::{Context, Producer, Source};
+use super::timeline::Timeline;
+use super::{MediaKind, Msg, PlayItem, RenderEvent, RenderSettings, lock};
+use crate::display::Rotation;
+use crate::overlay::{self, StatusScreen};
+
+/// What the screen should show.
+#[derive(Debug, Clone, PartialEq)]
+enum Showing {
+    /// Nothing new: the output holds its last frame.
+    Nothing,
+    Playlist,
+    /// The status screen, with this message instead of the caller's when
+    /// every item of the playlist failed.
+    Status(Option<String>),
+}
+
+pub(super) struct Control {
+    settings: RenderSettings,
+    output: Output,
+    timeline: Arc<Mutex<Timeline>>,
+    /// Handed to producers so their notices arrive on the command channel.
+    notices: mpsc::Sender<Msg>,
+    showing: Showing,
+    playlist: Vec<PlayItem>,
+    /// Playlist position of the item to start next.
+    next: usize,
+    /// Consecutive failures; a whole playlist's worth stops the loop.
+    failures_in_row: usize,
+    current: Option<Producer>,
+    /// The item at `next`, prepared (prerolled) while `current` plays.
+    prepared: Option<Producer>,
+    /// Tags producers so notices from torn-down ones are ignored.
+    generation: u64,
+    display_on: bool,
+}
+
+impl Control {
+    pub fn new(
+        settings: RenderSettings,
+        output: Output,
+        timeline: Arc<Mutex<Timeline>>,
+        notices: mpsc::Sender<Msg>,
+    ) -> Control {
+        Control {
+            settings,
+            output,
+            timeline,
+            notices,
+            showing: Showing::Nothing,
+            playlist: Vec::new(),
+            next: 0,
+            failures_in_row: 0,
+            current: None,
+            prepared: None,
+            generation: 0,
+            display_on: true,
+        }
+    }
+
+    pub fn run(mut self, commands: mpsc::Receiver<Msg>) {
+        // `self.notices` keeps the channel open, so only Shutdown ends this.
+        while let Ok(msg) = commands.recv() {
+            match msg {
+                Msg::Play(items) => {
+                    info!(items = items.len(), "new playlist");
+                    self.interrupt();
+                    self.playlist = items;
+                    self.next = 0;
+                    self.show(Showing::Playlist);
+                }
+                Msg::Stop => {
+                    self.interrupt();
+                    self.playlist.clear();
+                    self.showing = Showing::Nothing;
+                    info!("playback stopped");
+                }
+                // Unchanged: the screen already says it.
+                Msg::Status(info)
+                    if self.showing == Showing::Status(None) && self.settings.status == info => {}
+                Msg::Status(info) => {
+                    self.interrupt();
+                    self.playlist.clear();
+                    self.settings.status = info;
+                    self.show(Showing::Status(None));
+                }
+                Msg::Display(on) => self.set_display(on),
+                Msg::Rotate(rotation) => self.set_rotation(rotation),
+                Msg::Volume(volume) => {
+                    self.settings.display.volume = volume;
+                    for producer in self.current.iter().chain(&self.prepared) {
+                        producer.set_volume(volume);
+                    }
+                }
+                Msg::Shutdown => break,
+                Msg::ProducerFinished { generation }
+                    if self
+                        .current
+                        .as_ref()
+                        .is_some_and(|p| p.generation == generation) =>
+                {
+                    self.finish_current();
+                }
+                // From a producer torn down or only prepared.
+                Msg::ProducerFinished { .. } => {}
+            }
+        }
+        info!("renderer shutting down");
+    }
+
+    fn context(&self) -> Context<'_> {
+        let display = &self.settings.display;
+        Context {
+            output: &self.output,
+            timeline: &self.timeline,
+            notices: &self.notices,
+            sink: self.settings.sink,
+            audio: display.audio,
+            volume: display.volume,
+            frame: display.frame_duration(),
+            live_timeout: gst::ClockTime::try_from(display.live_fallback_timeout())
+                .unwrap_or(gst::ClockTime::from_seconds(3)),
+        }
+    }
+
+    /// Starts showing `showing` (if the display is on).
+    fn show(&mut self, showing: Showing) {
+        self.showing = showing;
+        if !self.display_on {
+            return;
+        }
+        match self.showing.clone() {
+            Showing::Nothing => {}
+            Showing::Playlist => {
+                self.failures_in_row = 0;
+                self.start_next();
+            }
+            Showing::Status(message) => self.show_status(message),
+        }
+    }
+
+    fn set_display(&mut self, on: bool) {
+        if on == self.display_on {
+            return;
+        }
+        info!(on, "display");
+        if on {
+            if !self.restart_output() {
+                return;
+            }
+            self.display_on = true;
+            // After a failed playlist, try it again: a night off is a good
+            // time for a second chance.
+            let showing = match &self.showing {
+                Showing::Status(Some(_)) if !self.playlist.is_empty() => Showing::Playlist,
+                other => other.clone(),
+            };
+            self.show(showing);
+        } else {
+            self.rewind();
+            self.interrupt();
+            let _ = self.output.set_on(false);
+            self.display_on = false;
+        }
+    }
+
+    fn set_rotation(&mut self, rotation: Rotation) {
+        if rotation == self.output.rotation() {
+            return;
+        }
+        self.rewind();
+        self.interrupt();
+        if let Err(e) = self.output.set_rotation(rotation) {
+            error!(error = %e, "cannot turn the picture");
+        }
+        if self.display_on {
+            self.display_on = self.restart_output();
+            self.show(self.showing.clone());
+        }
+    }
+
+    /// Brings the output back from NULL; its running time starts over.
+    fn restart_output(&mut self) -> bool {
+        match self.output.set_on(true) {
+            Ok(()) => {
+                lock(&self.timeline).restart();
+                true
+            }
+            Err(e) => {
+                error!(error = %e, "cannot start the output");
+                false
+            }
+        }
+    }
+
+    /// The interrupted item will start again from its beginning.
+    fn rewind(&mut self) {
+        if let Some(current) = self.current.as_ref().filter(|p| p.index.is_some()) {
+            self.next = current.position;
+        }
+    }
+
+    /// Tears down the producers and discards what they queued; the item
+    /// playing ends uncompleted.
+    fn interrupt(&mut self) {
+        // Drop at the sink while tearing down, so a producer blocked on the
+        // full output queue is released at once.
+        lock(&self.timeline).discard_below = gst::ClockTime::MAX;
+        self.prepared = None;
+        let interrupted = self.current.take().and_then(|producer| producer.index);
+        let mut timeline = lock(&self.timeline);
+        timeline.discard_queued();
+        if let Some(index) = interrupted {
+            timeline.send(RenderEvent::ItemEnded {
+                index,
+                completed: false,
+            });
+        }
+    }
+
+    /// The current producer is done: report how, start the next, and only
+    /// then tear it down, so the next item's first frame is not delayed.
+    fn finish_current(&mut self) {
+        let Some(finished) = self.current.take() else {
+            return;
+        };
+        let (frames, error) = finished.outcome();
+        let Some(index) = finished.index else {
+            // The status screen never ends by itself: it broke.
+            return error!(?error, "the status screen stopped");
+        };
+        // Counting a frameless item as played would let a playlist of such
+        // items spin without ever waiting on the screen.
+        match error.or_else(|| (frames == 0).then(|| "no video frames".to_owned())) {
+            None => {
+                debug!(index, frames, "item completed");
+                self.failures_in_row = 0;
+                lock(&self.timeline).emit(RenderEvent::ItemEnded {
+                    index,
+                    completed: true,
+                });
+            }
+            Some(reason) => self.fail(index, reason),
+        }
+        self.start_next();
+        drop(finished);
+    }
+
+    fn fail(&mut self, index: usize, reason: String) {
+        warn!(index, %reason, "item failed");
+        self.failures_in_row += 1;
+        lock(&self.timeline).emit(RenderEvent::ItemFailed { index, reason });
+    }
+
+    /// Starts the next playable item, skipping (and reporting) those that
+    /// fail to start; when the whole playlist failed in a row, shows the
+    /// status screen with the last reason instead.
+    fn start_next(&mut self) {
+        let mut last_reason = String::new();
+        while !self.playlist.is_empty() {
+            if self.failures_in_row >= self.playlist.len() {
+                warn!("every item of the playlist failed; showing the status screen");
+                let message = format!("Nothing can be played: {last_reason}");
+                return self.show(Showing::Status(Some(message)));
+            }
+            let position = self.next;
+            self.next = (position + 1) % self.playlist.len();
+            let producer = match self.prepared.take() {
+                Some(prepared) if prepared.position == position => Ok(prepared),
+                _ => self.build_item(position),
+            };
+            let started = producer.and_then(|producer| match producer.error() {
+                Some(reason) => Err(reason),
+                None => producer.play().map(|()| producer),
+            });
+            match started {
+                Ok(producer) => {
+                    debug!(position, "item producing");
+                    self.current = Some(producer);
+                    return self.prepare_next();
+                }
+                Err(reason) => {
+                    last_reason.clone_from(&reason);
+                    self.fail(self.playlist[position].index, reason);
+                }
+            }
+        }
+    }
+
+    fn build_item(&mut self, position: usize) -> Result<Producer, String> {
+        self.generation += 1;
+        let source = Source::Item(&self.playlist[position]);
+        Producer::build(source, position, self.generation, &self.context())
+    }
+
+    /// Prepares the item after the current one. Live items are not: a
+    /// second connection to the stream (or a second socket on its UDP port)
+    /// while the first plays would be wrong. A preparation that fails is
+    /// reported when the item's turn comes.
+    fn prepare_next(&mut self) {
+        if matches!(self.playlist[self.next].kind, MediaKind::Live { .. }) {
+            return;
+        }
+        match self.build_item(self.next) {
+            Ok(producer) => {
+                if let Err(reason) = producer.prepare() {
+                    debug!(position = self.next, %reason, "preparation failed");
+                }
+                self.prepared = Some(producer);
+            }
+            Err(reason) => debug!(position = self.next, %reason, "cannot prepare"),
+        }
+    }
+
+    /// Draws the status screen and shows it, until something replaces it.
+    fn show_status(&mut self, message: Option<String>) {
+        let (width, height) = self.output.canvas();
+        let info = StatusScreen {
+            message: message.or_else(|| self.settings.status.message.clone()),
+            ..self.settings.status.clone()
+        };
+        let frame =
+            overlay::status_screen(&info, width, height).upscale(overlay::scale(width, height));
+        self.generation += 1;
+        let shown = Producer::build(
+            Source::Status(frame),
+            usize::MAX,
+            self.generation,
+            &self.context(),
+        )
+        .and_then(|producer| producer.play().map(|()| producer));
+        match shown {
+            Ok(producer) => self.current = Some(producer),
+            Err(reason) => error!(%reason, "cannot show the status screen"),
+        }
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        // Runs on shutdown and on a panic alike: producers go before the
+        // output they feed (the Output field drops after this body).
+        self.interrupt();
+    }
+}

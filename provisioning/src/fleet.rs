@@ -1,0 +1,186 @@
+//! `phare fleet status`: which screens are online, what they play, and
+//! which are not ready yet (content still downloading, or refused for lack
+//! of space), read from the devices' retained status (DESIGN.md §7).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use phare_protocol::broker::parse_broker;
+use phare_protocol::topics::Topics;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+
+/// Collects the retained status of every device under `topics`: the
+/// broker sends them right after the subscription; collection ends once
+/// none arrived for `quiet`.
+pub async fn collect(broker: &str, topics: &Topics, quiet: Duration) -> anyhow::Result<Vec<Value>> {
+    let addr = parse_broker(broker).map_err(anyhow::Error::msg)?;
+    let client_id = format!("phare-fleet-{}", std::process::id());
+    let mut options = MqttOptions::new(client_id, addr.host, addr.port);
+    options.set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024);
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    let filter = topics.status("+");
+    client.subscribe(&filter, QoS::AtLeastOnce).await?;
+    let mut statuses = Vec::new();
+    let mut subscribed = false;
+    loop {
+        let wait = if subscribed {
+            quiet
+        } else {
+            Duration::from_secs(10)
+        };
+        let event = match tokio::time::timeout(wait, eventloop.poll()).await {
+            Err(_) if subscribed => break,
+            Err(_) => anyhow::bail!("{broker} did not confirm the subscription within 10 s"),
+            Ok(event) => event.with_context(|| format!("reading from {broker}"))?,
+        };
+        match event {
+            Event::Incoming(Packet::SubAck(_)) => subscribed = true,
+            Event::Incoming(Packet::Publish(p)) if p.retain => {
+                if let Ok(status) = serde_json::from_slice::<Value>(&p.payload) {
+                    statuses.push(status);
+                }
+            }
+            _ => {}
+        }
+    }
+    let _ = client.disconnect().await;
+    statuses.sort_by(|a, b| a["device"].as_str().cmp(&b["device"].as_str()));
+    Ok(statuses)
+}
+
+/// One line per device, in the table's columns.
+pub fn row(status: &Value) -> [String; 6] {
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
+    let assignment = &status["assignment"];
+    let version = match assignment["version"].as_u64() {
+        Some(v) if assignment["stale"] == true => format!("{v} (stale)"),
+        Some(v) => v.to_string(),
+        None => "-".into(),
+    };
+    let pending = &status["pending_assignment"];
+    let pending = match pending["version"].as_u64() {
+        Some(v) => format!(
+            "v{v}: {} assets, {} missing",
+            pending["assets_missing"],
+            human_bytes(pending["bytes_missing"].as_u64().unwrap_or(0))
+        ),
+        None => "ready".into(),
+    };
+    let playing = &status["playing"];
+    let playing = match playing["playlist"].as_str() {
+        Some(playlist) => format!("{playlist} #{}", playing["item"]),
+        None => "-".into(),
+    };
+    let errors = status["errors"].as_array().map_or_else(Vec::new, |errors| {
+        errors
+            .iter()
+            .map(|e| e["reason"].as_str().or(e["kind"].as_str()).unwrap_or("?"))
+            .collect()
+    });
+    let mut reasons: Vec<&str> = Vec::new();
+    for reason in errors.iter().rev() {
+        if !reasons.contains(reason) {
+            reasons.push(reason);
+        }
+    }
+    [
+        text(&status["device"]),
+        if status["online"] == true {
+            "yes"
+        } else {
+            "no"
+        }
+        .into(),
+        version,
+        pending,
+        playing,
+        if reasons.is_empty() {
+            "-".into()
+        } else {
+            reasons.join(", ")
+        },
+    ]
+}
+
+/// The table `phare fleet status` prints.
+pub fn table(statuses: &[Value]) -> String {
+    let header = [
+        "DEVICE", "ONLINE", "VERSION", "PENDING", "PLAYING", "ERRORS",
+    ]
+    .map(String::from);
+    let rows: Vec<[String; 6]> = std::iter::once(header)
+        .chain(statuses.iter().map(row))
+        .collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_screen_shows_what_it_lacks_and_why() {
+        let statuses = [
+            serde_json::json!({"device": "lobby-2", "online": true,
+                "assignment": {"version": 3, "stale": false},
+                "pending_assignment": null,
+                "playing": {"playlist": "main", "item": 1}, "errors": []}),
+            serde_json::json!({"device": "lobby-1", "online": false,
+                "assignment": {"version": 1, "stale": true},
+                "pending_assignment": {"version": 2, "assets_missing": 2, "bytes_missing": 3_145_728},
+                "playing": null,
+                "errors": [{"kind": "download_failed", "reason": "timeout"},
+                           {"kind": "cache_full", "reason": "insufficient_space"},
+                           {"kind": "download_failed", "reason": "timeout"}]}),
+        ];
+        assert_eq!(
+            row(&statuses[1]),
+            [
+                "lobby-1",
+                "no",
+                "1 (stale)",
+                "v2: 2 assets, 3.0 MiB missing",
+                "-",
+                "timeout, insufficient_space"
+            ]
+            .map(String::from)
+        );
+        let table = table(&statuses);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("DEVICE "), "{table}");
+        assert!(
+            lines[1].contains("ready") && lines[1].contains("main #1"),
+            "{table}"
+        );
+    }
+}

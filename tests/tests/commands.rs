@@ -1,0 +1,107 @@
+//! Signed commands, end to end: what a device answers on
+//! `device/<id>/response`, correlated by command id.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use jiff::{SignedDuration, Timestamp};
+use phare_tests::*;
+use serde_json::{Value, json};
+
+fn command(id: &str, action: &str, args: Value, lasts: SignedDuration) -> Value {
+    let now = Timestamp::now();
+    json!({
+        "kind": "command", "fleet": FLEET, "device": DEVICE, "id": id,
+        "issued_at": now, "expires_at": now.checked_add(lasts).unwrap(),
+        "action": action, "args": args,
+    })
+}
+
+/// Sends a command and waits for its response.
+async fn ask(scene: &Scene, responses: &Subscriber, id: &str, action: &str, args: Value) -> Value {
+    let envelope = scene.sign(
+        "command",
+        &command(id, action, args, SignedDuration::from_mins(5)),
+    );
+    publish(&scene.broker, &envelope).await;
+    let mut answer = None;
+    wait_for(
+        || {
+            answer = responses.json().into_iter().find(|r| r["id"] == id);
+            answer.is_some()
+        },
+        &format!("the response to {id}"),
+    );
+    answer.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_answered_by_id() {
+    let scene = Scene::new().await;
+    let image = scene.fleet.image("usual.png", "smpte");
+    scene.publish_assignment(1, &[&image]).await;
+    let player = scene.start_player();
+    player.wait_status("playing", playing_version(1));
+    let responses = Subscriber::new(&scene.broker, &device_topic("response")).await;
+
+    let shot = ask(&scene, &responses, "shot-1", "screenshot", json!({})).await;
+    assert_eq!(shot["ok"], true, "{shot}");
+    assert_eq!(shot["media_type"], "image/jpeg");
+    let jpeg = BASE64.decode(shot["image"].as_str().unwrap()).unwrap();
+    assert!(jpeg.starts_with(&[0xff, 0xd8, 0xff]), "a JPEG");
+    assert!(
+        jpeg.len() > 1000 && jpeg.len() <= 512 * 1024,
+        "{} bytes",
+        jpeg.len()
+    );
+
+    let reload = ask(&scene, &responses, "reload-1", "reload", json!({})).await;
+    assert_eq!(reload["ok"], true, "{reload}");
+    player.wait_status("playing after the reload", playing_version(1));
+
+    let loud = ask(
+        &scene,
+        &responses,
+        "volume-1",
+        "set_volume",
+        json!({"volume": 7}),
+    )
+    .await;
+    assert_eq!(loud["ok"], false);
+    assert!(
+        loud["error"].as_str().unwrap().contains("0.0 to 1.0"),
+        "{loud}"
+    );
+    let quiet = ask(
+        &scene,
+        &responses,
+        "volume-2",
+        "set_volume",
+        json!({"volume": 0.25}),
+    )
+    .await;
+    assert_eq!(quiet["ok"], true, "{quiet}");
+
+    let unknown = ask(&scene, &responses, "dance-1", "dance", json!({})).await;
+    assert_eq!(unknown["ok"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_command_is_refused_and_not_answered() {
+    let scene = Scene::new().await;
+    let image = scene.fleet.image("usual.png", "smpte");
+    scene.publish_assignment(1, &[&image]).await;
+    let player = scene.start_player();
+    player.wait_status("playing", playing_version(1));
+    let responses = Subscriber::new(&scene.broker, &device_topic("response")).await;
+    let stale = command(
+        "late-1",
+        "report_now",
+        json!({}),
+        SignedDuration::from_secs(-60),
+    );
+    publish(&scene.broker, &scene.sign("command", &stale)).await;
+    player.wait_status("an expired rejection", rejected_with("expired"));
+    // A fresh command after it is answered, and the stale one never was.
+    ask(&scene, &responses, "fresh-1", "report_now", json!({})).await;
+    assert!(responses.json().iter().all(|r| r["id"] != "late-1"));
+}

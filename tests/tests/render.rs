@@ -1,0 +1,95 @@
+//! Rendering end to end, through the real player binary (fake sink): the
+//! status screen and its enrolment QR code, a live HLS channel that falls
+//! back to its cached still when its server dies and comes back by itself,
+//! and broken media skipped. Screenshots are taken over SIGUSR1.
+
+use phare_provisioning::media::LiveHls;
+use phare_tests::render::{KillableOrigin, decode_qr, screenshot_config};
+use phare_tests::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_assignment_the_status_screen_shows_who_to_enrol() {
+    let scene = Scene::new().await;
+    let shots = scene.work.path().join("shots");
+    let player = scene.start_player_with(&screenshot_config(&shots));
+    player.wait_status("the broker", |s| !s["broker"].is_null());
+
+    let qr = decode_qr(&player.screenshot(&shots)).expect("a QR code on the status screen");
+    assert!(qr.starts_with("phare:enrol?"), "{qr}");
+    assert!(qr.contains(&format!("fleet={FLEET}")), "{qr}");
+    assert!(qr.contains(&format!("device={DEVICE}")), "{qr}");
+
+    // An assignment replaces it.
+    let clip = scene.fleet.video("clip.mp4", "smpte");
+    scene.publish_assignment(1, &[&clip]).await;
+    player.wait_status("version 1 playing", playing_version(1));
+    player.wait_screenshot(&shots, "the video instead of the status screen", |png| {
+        decode_qr(png).is_none()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_channel_falls_back_to_its_cached_still_and_comes_back() {
+    let scene = Scene::new().await;
+    let channel = tempfile::tempdir().unwrap();
+    let _encoder = LiveHls::start(channel.path(), 320, 180, "ball").unwrap();
+    wait_for(
+        || {
+            std::fs::read_to_string(channel.path().join("index.m3u8"))
+                .is_ok_and(|playlist| playlist.matches(".ts").count() >= 2)
+        },
+        "the HLS channel to have segments",
+    );
+    let mut server = KillableOrigin::start(channel.path());
+    let uri = format!("{}index.m3u8", server.url());
+
+    let fallback = scene.fleet.image("fallback.png", "pinwheel");
+    let mut assignment = scene.fleet.assignment(1, &[&fallback]);
+    assignment["playlists"]["main"] = json!([{"live": uri, "fallback": asset_id(&fallback)}]);
+    publish(&scene.broker, &scene.fleet.sign(&assignment)).await;
+    let player = scene.start_player_with("[display]\nwidth = 320\nheight = 180\nfps = 25\n");
+
+    let live = |state: &'static str| move |s: &serde_json::Value| s["live"]["state"] == state;
+    let status = player.wait_status("the live stream", live("playing"));
+    assert_eq!(status["live"]["uri"], uri);
+    assert_eq!(status["playing"]["item"], 0);
+
+    server.stop();
+    player.wait_status("the fallback", live("fallback"));
+
+    server.restart();
+    player.wait_status("the live stream, back by itself", live("playing"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_media_is_skipped_and_a_wholly_broken_playlist_shows_the_status_screen() {
+    let scene = Scene::new().await;
+    let garbage = scene.fleet.media_dir().join("garbage.mp4");
+    std::fs::write(&garbage, b"not a video, whatever its hash says".repeat(50)).unwrap();
+    let clip = scene.fleet.video("clip.mp4", "ball");
+    scene.publish_assignment(1, &[&garbage, &clip]).await;
+    let shots = scene.work.path().join("shots");
+    let player = scene.start_player_with(&screenshot_config(&shots));
+
+    let status = player.wait_status("a play_failed event", |s| {
+        s["errors"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "play_failed"))
+    });
+    let failure = status["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "play_failed")
+        .unwrap()
+        .clone();
+    assert_eq!(failure["subject"], asset_id(&garbage));
+    assert_played(&player.watch_items(2), &clip);
+
+    scene.publish_assignment(2, &[&garbage]).await;
+    player.wait_status("version 2 active", |s| s["assignment"]["version"] == 2);
+    player.wait_screenshot(&shots, "the status screen", |png| {
+        decode_qr(png).is_some_and(|qr| qr.contains(&format!("device={DEVICE}")))
+    });
+}

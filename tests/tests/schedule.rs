@@ -1,0 +1,282 @@
+//! Scheduling, alerts, screen power and proof of play, end to end against
+//! the real player, a real Mosquitto and a real collector.
+
+use std::path::Path;
+
+use jiff::{SignedDuration, Timestamp, ToSpan};
+use phare_provisioning::asset::entry_for;
+use phare_provisioning::pop::PlayLog;
+use phare_tests::*;
+use serde_json::{Value, json};
+
+/// Adds a playlist of one image (`duration_ms` 600) to an assignment.
+fn add_playlist(document: &mut Value, name: &str, image: &Path) {
+    let (id, mut entry) = entry_for(image, &[], None).unwrap();
+    entry.urls = vec![image.file_name().unwrap().to_str().unwrap().to_string()];
+    document["assets"][id.as_str()] = serde_json::to_value(entry).unwrap();
+    document["playlists"][name] = json!([{"asset": id, "duration_ms": 600}]);
+}
+
+fn utc_time(t: Timestamp) -> String {
+    t.strftime("%H:%M:%S").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playlist_switches_at_the_scheduled_instant_and_back() {
+    let scene = Scene::new().await;
+    let usual = scene.fleet.image("usual.png", "smpte");
+    let special = scene.fleet.image("special.png", "ball");
+    let mut document = scene.fleet.assignment(1, &[&usual]);
+    add_playlist(&mut document, "lunch", &special);
+    document["timezone"] = "UTC".into();
+    // Whole seconds, a few of them ahead: the window the player must hit.
+    let start = Timestamp::from_second(Timestamp::now().as_second() + 6).unwrap();
+    let end = start.checked_add(4.seconds()).unwrap();
+    document["schedule"] =
+        json!([{"playlist": "lunch", "start": utc_time(start), "end": utc_time(end)}]);
+    publish(&scene.broker, &scene.sign("assignment", &document)).await;
+    let player = scene.start_player();
+    player.wait_status("the default playlist", |s| {
+        s["playing"]["playlist"] == "main"
+    });
+
+    player.wait_status("the lunch playlist", |s| {
+        s["playing"]["playlist"] == "lunch"
+    });
+    let switched = Timestamp::now();
+    assert!(switched >= start, "switched at {switched}, before {start}");
+    assert!(
+        switched.duration_since(start) < SignedDuration::from_secs(3),
+        "switched at {switched}, window {start}"
+    );
+    player.wait_status("back to the default", |s| {
+        s["playing"]["playlist"] == "main"
+    });
+    assert!(Timestamp::now() >= end);
+}
+
+fn alert(
+    scene: &Scene,
+    version: i64,
+    active: bool,
+    lasts: SignedDuration,
+) -> phare_protocol::Envelope {
+    let now = Timestamp::now();
+    scene.sign(
+        "alert",
+        &json!({
+            "kind": "alert", "fleet": FLEET, "version": version, "issued_at": now,
+            "expires_at": now.checked_add(lasts).unwrap(), "active": active,
+            "message": "Exercice d'évacuation — rendez-vous parking B", "style": "fullscreen",
+        }),
+    )
+}
+
+/// The share of a screenshot's pixels in the full-screen alert's red.
+fn alert_red_share(png: &[u8]) -> f64 {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let channels = info.color_type.samples();
+    let total = (info.width * info.height) as usize;
+    let red = pixels[..total * channels]
+        .chunks(channels)
+        .filter(|p| p[0] > 100 && p[1] < 60 && p[2] < 60)
+        .count();
+    red as f64 / total as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_takes_over_then_expires_and_the_schedule_resumes() {
+    let scene = Scene::new().await;
+    let image = scene.fleet.image("usual.png", "smpte");
+    scene.publish_assignment(1, &[&image]).await;
+    let shots = tempfile::tempdir().unwrap();
+    let player = scene.start_player_with(&phare_tests::render::screenshot_config(shots.path()));
+    player.wait_status("playing", playing_version(1));
+    assert!(
+        alert_red_share(&player.screenshot(shots.path())) < 0.2,
+        "no alert yet"
+    );
+
+    publish(
+        &scene.broker,
+        &alert(&scene, 1, true, SignedDuration::from_secs(15)),
+    )
+    .await;
+    let status = player.wait_status("the alert shown", |s| !s["alert"].is_null());
+    assert_eq!(status["alert"]["style"], "fullscreen");
+    assert!(
+        status["alert"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("évacuation")
+    );
+    player.wait_screenshot(shots.path(), "the alert on screen", |png| {
+        alert_red_share(png) > 0.5
+    });
+
+    player.wait_status("the alert expired", |s| s["alert"].is_null());
+    player.wait_screenshot(shots.path(), "the programme back on screen", |png| {
+        alert_red_share(png) < 0.2
+    });
+    assert_played(&player.watch_items(2), &image);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_survives_a_restart_with_the_broker_down_until_cleared() {
+    let mut scene = Scene::new().await;
+    let image = scene.fleet.image("usual.png", "smpte");
+    scene.publish_assignment(1, &[&image]).await;
+    let mut player = scene.start_player();
+    player.wait_status("playing", playing_version(1));
+    publish(
+        &scene.broker,
+        &alert(&scene, 5, true, SignedDuration::from_hours(1)),
+    )
+    .await;
+    player.wait_status("the alert shown", |s| s["alert"]["version"] == 5);
+
+    player.stop();
+    scene.broker.stop();
+    std::fs::remove_file(player.data_dir.join("status.json")).unwrap();
+    player.restart();
+    let status = player.wait_status("the alert back after the restart", |s| {
+        s["alert"]["version"] == 5
+    });
+    assert!(status["broker"].is_null());
+
+    // Cleared by a higher version once the broker is back.
+    scene.broker.restart();
+    publish(
+        &scene.broker,
+        &alert(&scene, 6, false, SignedDuration::from_hours(1)),
+    )
+    .await;
+    player.wait_status("the alert cleared", |s| {
+        s["alert"].is_null() && !s["broker"].is_null()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_the_power_windows_the_screen_sleeps_until_told_otherwise() {
+    let scene = Scene::new().await;
+    let image = scene.fleet.image("usual.png", "smpte");
+    let mut document = scene.fleet.assignment(1, &[&image]);
+    document["timezone"] = "UTC".into();
+    // On only in an hour-long window starting two hours from now.
+    let on = Timestamp::now().checked_add(2.hours()).unwrap();
+    let off = on.checked_add(1.hour()).unwrap();
+    document["display"] = json!({"power": [{"on": utc_time(on), "off": utc_time(off)}]});
+    publish(&scene.broker, &scene.sign("assignment", &document)).await;
+    let player = scene.start_player();
+    let status = player.wait_status("the screen off", |s| {
+        s["display"] == "off" && s["assignment"]["version"] == 1
+    });
+    assert!(status["playing"].is_null(), "{status}");
+
+    // An operator's display_on holds until the next window edge.
+    let now = Timestamp::now();
+    let command = json!({
+        "kind": "command", "fleet": FLEET, "device": DEVICE, "id": "wake-1", "issued_at": now,
+        "expires_at": now.checked_add(5.minutes()).unwrap(), "action": "display_on", "args": {},
+    });
+    publish(&scene.broker, &scene.sign("command", &command)).await;
+    player.wait_status("the screen on and playing", |s| {
+        s["display"] == "on" && !s["playing"].is_null()
+    });
+}
+
+/// The device's outstanding proof-of-play records and its last sequence.
+fn device_plays(player: &Player) -> (i64, i64) {
+    let db = rusqlite::Connection::open(player.data_dir.join("state.db")).unwrap();
+    let outstanding = db
+        .query_row("SELECT COUNT(*) FROM pop", [], |r| r.get(0))
+        .unwrap();
+    let last = db
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'pop'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    (outstanding, last)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proof_of_play_crosses_a_broker_outage_exactly_once_and_in_order() {
+    let fleet = Fleet::new();
+    let origin = Origin::serve(&fleet.media_dir(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut broker = Mosquitto::start_persistent();
+    let work = tempfile::tempdir().unwrap();
+    let collected = work.path().join("collector.db");
+
+    // The collector, running throughout.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let collector = {
+        let (url, db) = (broker.url(), collected.clone());
+        tokio::spawn(async move {
+            let stop = async {
+                let _ = stop_rx.await;
+            };
+            phare_provisioning::pop::collect(&url, FLEET, &db, stop, |_, _| {}).await
+        })
+    };
+    let a = fleet.image("a.png", "smpte");
+    let b = fleet.image("b.png", "ball");
+    publish(&broker, &fleet.sign(&fleet.assignment(1, &[&a, &b]))).await;
+    let mut player = Player::start(
+        work.path(),
+        &fleet.root_path(),
+        &[broker.url()],
+        &[origin.url()],
+    );
+    player.wait_status("playing", playing_version(1));
+    let count = || {
+        PlayLog::open(&collected)
+            .map(|log| log.count().unwrap())
+            .unwrap_or(0)
+    };
+    wait_for(|| count() >= 3, "records before the outage");
+
+    // Items go on playing while the broker is away.
+    broker.stop();
+    player.watch_items(4);
+    broker.restart();
+    wait_for(|| count() >= 8, "records after the outage");
+
+    // Restart the player: it delivers what the stop left, then more.
+    player.stop();
+    let before_restart = count();
+    player.restart();
+    wait_for(
+        || count() >= before_restart + 2,
+        "records after the restart",
+    );
+    player.stop();
+    let _ = stop_tx.send(());
+    collector.await.unwrap().unwrap();
+
+    // The collector holds 1..=k in arrival order, each once; only records
+    // the broker had not acknowledged when the player stopped may be
+    // missing, and they are still on the device, to be sent next time.
+    let (outstanding, last) = device_plays(&player);
+    let arrived = PlayLog::open(&collected)
+        .unwrap()
+        .sequences_in_arrival_order(DEVICE)
+        .unwrap();
+    let k = *arrived.last().unwrap();
+    assert_eq!(
+        arrived,
+        (1..=k).collect::<Vec<_>>(),
+        "every record, once, in order"
+    );
+    assert!(
+        k >= last - outstanding && k <= last,
+        "collected 1..={k}; device last {last}, outstanding {outstanding}"
+    );
+}
