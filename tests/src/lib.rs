@@ -552,6 +552,17 @@ impl Scene {
     }
 }
 
+/// A scene whose player plays version `version` of a one-image playlist:
+/// the starting point of most tests. Returns the image too.
+pub async fn playing_one_image(fleet: Fleet, version: u64) -> (Scene, Player, PathBuf) {
+    let scene = Scene::with_fleet(fleet).await;
+    let image = scene.fleet.image("usual.png", "smpte");
+    scene.publish_assignment(version, &[&image]).await;
+    let player = scene.start_player();
+    player.wait_status("the first assignment to play", playing_version(version));
+    (scene, player, image)
+}
+
 /// Status predicate: this assignment version is active and an item plays.
 pub fn playing_version(version: u64) -> impl FnMut(&Value) -> bool {
     move |s| s["assignment"]["version"] == version && !s["playing"].is_null()

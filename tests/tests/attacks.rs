@@ -26,14 +26,7 @@ impl Victim {
     }
 
     async fn with_fleet(fleet: Fleet, version: u64) -> Victim {
-        let scene = Scene::with_fleet(fleet).await;
-        let image = scene.fleet.image("safe.png", "smpte");
-        scene.publish_assignment(version, &[&image]).await;
-        let player = scene.start_player();
-        player.wait_status(
-            "the legitimate assignment to play",
-            playing_version(version),
-        );
+        let (scene, player, image) = playing_one_image(fleet, version).await;
         Victim {
             scene,
             player,
@@ -44,6 +37,18 @@ impl Victim {
     /// An assignment of the same image, to be tampered with.
     fn assignment(&self, version: u64) -> Value {
         self.scene.fleet.assignment(version, &[&self.image])
+    }
+
+    /// Publishes an envelope on one of the device's own topics, whatever
+    /// its document says, as a hostile broker or client could.
+    async fn inject(&self, stream: &str, envelope: &Envelope, retain: bool) {
+        publish_raw(
+            &self.scene.broker,
+            &device_topic(stream),
+            envelope.to_json().into_bytes(),
+            retain,
+        )
+        .await;
     }
 
     /// Waits for the rejection and proves the screen still plays `version`.
@@ -139,13 +144,7 @@ async fn tampered_payload() {
 async fn command_envelope_replayed_as_an_assignment() {
     let v = Victim::new(1).await;
     let command = v.scene.sign("command", &command("report_now", DEVICE));
-    publish_raw(
-        &v.scene.broker,
-        &device_topic("assignment"),
-        command.to_json().into_bytes(),
-        true,
-    )
-    .await;
+    v.inject("assignment", &command, true).await;
     v.assert_refused("malformed", 1);
 }
 
@@ -184,13 +183,7 @@ async fn wrong_fleet() {
     let mut other = v.assignment(2);
     other["fleet"] = "other-fleet".into();
     let envelope = v.scene.sign("assignment", &other);
-    publish_raw(
-        &v.scene.broker,
-        &device_topic("assignment"),
-        envelope.to_json().into_bytes(),
-        true,
-    )
-    .await;
+    v.inject("assignment", &envelope, true).await;
     v.assert_refused("wrong_fleet", 1);
 }
 
@@ -200,13 +193,7 @@ async fn wrong_target() {
     let mut other = v.assignment(2);
     other["target"] = "device:lobby-2".into();
     let envelope = v.scene.sign("assignment", &other);
-    publish_raw(
-        &v.scene.broker,
-        &device_topic("assignment"),
-        envelope.to_json().into_bytes(),
-        true,
-    )
-    .await;
+    v.inject("assignment", &envelope, true).await;
     v.assert_refused("wrong_target", 1);
 }
 
@@ -259,13 +246,7 @@ fn command(action: &str, device: &str) -> Value {
 async fn command_for_another_device_replayed_to_this_one() {
     let v = Victim::new(1).await;
     let envelope = v.scene.sign("command", &command("report_now", "lobby-2"));
-    publish_raw(
-        &v.scene.broker,
-        &device_topic("command"),
-        envelope.to_json().into_bytes(),
-        false,
-    )
-    .await;
+    v.inject("command", &envelope, false).await;
     v.assert_refused("wrong_target", 1);
 }
 

@@ -36,11 +36,7 @@ async fn ask(scene: &Scene, responses: &Subscriber, id: &str, action: &str, args
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_are_answered_by_id() {
-    let scene = Scene::new().await;
-    let image = scene.fleet.image("usual.png", "smpte");
-    scene.publish_assignment(1, &[&image]).await;
-    let player = scene.start_player();
-    player.wait_status("playing", playing_version(1));
+    let (scene, player, _) = playing_one_image(Fleet::new(), 1).await;
     let responses = Subscriber::new(&scene.broker, &device_topic("response")).await;
 
     let shot = ask(&scene, &responses, "shot-1", "screenshot", json!({})).await;
@@ -87,11 +83,7 @@ async fn commands_are_answered_by_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_command_is_refused_and_not_answered() {
-    let scene = Scene::new().await;
-    let image = scene.fleet.image("usual.png", "smpte");
-    scene.publish_assignment(1, &[&image]).await;
-    let player = scene.start_player();
-    player.wait_status("playing", playing_version(1));
+    let (scene, player, _) = playing_one_image(Fleet::new(), 1).await;
     let responses = Subscriber::new(&scene.broker, &device_topic("response")).await;
     let stale = command(
         "late-1",
