@@ -1,0 +1,243 @@
+//! Documents and commands arriving from the broker: each is verified
+//! (trust), made durable (store), then acted upon, or refused with a reason
+//! code in an event.
+
+use super::*;
+
+impl Agent {
+    pub(super) fn on_message(&mut self, topic: &str, payload: &[u8]) {
+        // An empty retained message only clears the broker's copy; it is
+        // unsigned, so it changes nothing here.
+        if payload.is_empty() {
+            return;
+        }
+        let envelope = match Envelope::from_slice(payload) {
+            Ok(envelope) => envelope,
+            Err(rejection) => return self.reject(topic, &rejection),
+        };
+        if let Some(version) = self.topics.root_version(topic) {
+            self.on_root(topic, version, envelope);
+        } else if let Some(target) = self.target_of(topic) {
+            self.on_assignment(&target, envelope);
+        } else if topic == self.topics.alert() {
+            self.on_alert(envelope);
+        } else if topic == self.topics.command(&self.config.device_id) {
+            self.on_command(envelope);
+        }
+    }
+
+    /// The assignment target an assignment topic stands for.
+    pub(super) fn target_of(&self, topic: &str) -> Option<String> {
+        let device = format!("device:{}", self.config.device_id);
+        let mut targets =
+            std::iter::once(device).chain(self.config.groups.iter().map(|g| format!("group:{g}")));
+        targets.find(|t| self.topics.assignment_for_target(t).as_deref() == Some(topic))
+    }
+
+    pub(super) fn on_root(&mut self, topic: &str, version: u64, envelope: Envelope) {
+        let update = self.trust.offer_root(version, envelope);
+        for (version, envelope) in &update.accepted {
+            if let Err(e) = self.store.put_root(*version, envelope) {
+                tracing::error!(error = %e, "storing an accepted root");
+            }
+            tracing::info!(version, "accepted a new root");
+        }
+        if update.publisher_rotated {
+            tracing::info!(
+                "publisher keys rotated: version floors of assignments and alerts reset"
+            );
+            if let Err(e) = self.store.reset_publisher_floors() {
+                tracing::error!(error = %e, "resetting version floors");
+            }
+        }
+        if let Some(rejection) = update.rejected {
+            self.reject(topic, &rejection);
+        }
+    }
+
+    pub(super) fn on_assignment(&mut self, target: &str, envelope: Envelope) {
+        let stream = assignment_stream(target);
+        let floor = match self.store.document(&stream) {
+            Ok(floor) => floor,
+            Err(e) => return tracing::error!(error = %e, "reading the version floor"),
+        };
+        let assignment = match self.trust.verify_assignment(
+            &envelope,
+            floor.as_ref(),
+            self.clock.now(Timestamp::now()),
+        ) {
+            Ok(Verdict::New(assignment)) if assignment.target == target => *assignment,
+            Ok(Verdict::New(assignment)) => {
+                return self.reject(target, &Rejection::WrongTarget(assignment.target));
+            }
+            Ok(Verdict::Known) => return,
+            Err(rejection) => return self.reject(target, &rejection),
+        };
+        if let Err(e) = self
+            .store
+            .put_document(&stream, assignment.version, &envelope.to_json())
+        {
+            // Not durable, so not accepted: the retained copy comes back.
+            return tracing::error!(error = %e, "storing an accepted assignment");
+        }
+        tracing::info!(
+            target,
+            version = assignment.version,
+            "accepted an assignment"
+        );
+        self.clock.observe_signed(assignment.issued_at);
+        self.assignments.insert(target.to_string(), assignment);
+        self.reconcile();
+        self.publish_status();
+    }
+
+    pub(super) fn on_alert(&mut self, envelope: Envelope) {
+        let floor = match self.store.document(ALERT_STREAM) {
+            Ok(floor) => floor,
+            Err(e) => return tracing::error!(error = %e, "reading the alert floor"),
+        };
+        let now = self.now();
+        let alert = match self.trust.verify_alert(&envelope, floor.as_ref(), now) {
+            Ok(Verdict::New(alert)) => *alert,
+            Ok(Verdict::Known) => return,
+            Err(rejection) => return self.reject(ALERT_STREAM, &rejection),
+        };
+        if let Err(e) = self
+            .store
+            .put_document(ALERT_STREAM, alert.version, &envelope.to_json())
+        {
+            return tracing::error!(error = %e, "storing an accepted alert");
+        }
+        tracing::info!(
+            version = alert.version,
+            active = alert.active,
+            "accepted an alert"
+        );
+        self.clock.observe_signed(alert.issued_at);
+        self.alert = Some(alert);
+        self.replan();
+        self.publish_status();
+    }
+
+    /// The alert to show now, if any: active, unexpired, addressed to us.
+    pub(super) fn shown_alert(&self, now: Timestamp) -> Option<&Alert> {
+        self.alert.as_ref().filter(|a| {
+            a.active
+                && a.expires_at > now
+                && a.concerns(&self.config.device_id, &self.config.groups)
+        })
+    }
+
+    pub(super) fn on_command(&mut self, envelope: Envelope) {
+        let now = self.now();
+        let subject = self.topics.command(&self.config.device_id);
+        let command = match self.trust.verify_command(&envelope, now) {
+            Ok(command) => command,
+            Err(rejection) => return self.reject(&subject, &rejection),
+        };
+        match self
+            .store
+            .record_command(&command.id, command.expires_at, now)
+        {
+            Ok(true) => {}
+            Ok(false) => return self.reject(&subject, &Rejection::Replay(command.id)),
+            // Unrecorded means it could run twice: refuse rather than risk it.
+            Err(e) => return tracing::error!(error = %e, "recording a command id"),
+        }
+        self.clock.observe_signed(command.issued_at);
+        let outcome = self.execute(&command);
+        let mut response = serde_json::json!({
+            "id": command.id,
+            "ok": outcome.is_ok(),
+            "action": command.action,
+            "at": now,
+        });
+        match outcome {
+            Ok(serde_json::Value::Object(extra)) => {
+                response.as_object_mut().expect("an object").extend(extra)
+            }
+            Ok(_) => {}
+            Err(error) => response["error"] = error.into(),
+        }
+        let json = serde_json::to_vec(&response).expect("responses always serialise");
+        self.link
+            .publish(self.topics.response(&self.config.device_id), json, false);
+    }
+
+    /// Carries out a verified, first-seen command; `Ok` carries fields to
+    /// add to the response.
+    pub(super) fn execute(&mut self, command: &Command) -> Result<serde_json::Value, String> {
+        let done = Ok(serde_json::Value::Null);
+        match command.action.as_str() {
+            "report_now" => {
+                self.publish_status();
+                done
+            }
+            "screenshot" => {
+                use base64::Engine;
+                let shot = self.renderer.screenshot().map_err(|e| e.to_string())?;
+                Ok(serde_json::json!({
+                    "media_type": "image/jpeg",
+                    "image": base64::engine::general_purpose::STANDARD.encode(shot.jpeg_thumbnail),
+                }))
+            }
+            "reload" => {
+                // Start the programme again from its first item.
+                if let Some(active) = &mut self.active {
+                    active.playlist = None;
+                }
+                self.replan();
+                done
+            }
+            "set_volume" => {
+                let volume = command.args.get("volume").and_then(|v| v.as_f64());
+                match volume {
+                    Some(v) if (0.0..=1.0).contains(&v) => {
+                        self.renderer.set_volume(v);
+                        done
+                    }
+                    _ => Err("args.volume must be a number from 0.0 to 1.0".into()),
+                }
+            }
+            "reboot" => {
+                let Some((program, args)) = self.config.reboot_command.split_first() else {
+                    return Err("reboot_command is empty in the configuration".into());
+                };
+                let mut reboot = tokio::process::Command::new(program);
+                reboot.args(args);
+                // Later, so that the response reaches the broker first.
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    if let Err(e) = reboot.status().await {
+                        tracing::error!(error = %e, "running the reboot command");
+                    }
+                });
+                done
+            }
+            "display_on" | "display_off" => {
+                let on = command.action == "display_on";
+                let planned = match &self.active {
+                    Some(active) => active.schedule.plan(self.clock.floor()).display_on,
+                    None => true,
+                };
+                self.display_override = Some((on, planned));
+                self.replan();
+                self.publish_status();
+                done
+            }
+            other => Err(format!("action {other:?} is not supported by this player")),
+        }
+    }
+
+    pub(super) fn reject(&mut self, subject: &str, rejection: &Rejection) {
+        tracing::warn!(subject, reason = rejection.code(), %rejection, "document rejected");
+        self.emit(Event {
+            at: Timestamp::now(),
+            kind: "rejected",
+            reason: Some(rejection.code()),
+            detail: rejection.to_string(),
+            subject: Some(subject.to_string()),
+        });
+        self.publish_status();
+    }
+}

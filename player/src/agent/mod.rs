@@ -1,0 +1,399 @@
+//! The agent: the one owner of the device's moving state. It receives
+//! events from the link (MQTT), the fetcher and the renderer, decides with
+//! the pure modules (trust, protocol checks), and drives the rest.
+//!
+//! Invariant: the renderer only ever plays an assignment whose every asset
+//! is on disk and verified; a newer one waits as `pending` meanwhile.
+//!
+//! The state lives here; its handlers are split by concern:
+//! - [`inbox`]: documents and commands from the broker, verified or refused;
+//! - [`programme`]: what should be on screen (effective assignment,
+//!   activation, schedule, alerts, screen power);
+//! - [`plays`]: what the renderer reports, and proof of play.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use phare_protocol::topics::Topics;
+use phare_protocol::{Alert, AssetEntry, AssetId, Assignment, Command, Envelope, Rejection};
+use tokio::sync::mpsc;
+
+use crate::alarm::{Alarm, Ring};
+use crate::cache::{Cache, FetchEvent, Outcome};
+use crate::clock::TrustedClock;
+use crate::config::Config;
+use crate::display::Rotation;
+use crate::link::{Link, LinkConfig, LinkEvent};
+use crate::overlay::{AlertOverlay, AlertStyle};
+use crate::power;
+use crate::render::{
+    LiveState, MediaKind, PlayItem, RenderEvent, RenderSettings, Renderer, Screenshots,
+    StatusScreen,
+};
+use crate::report::{
+    self, AssignmentStatus, Event, LiveStatus, PendingStatus, PlayingStatus, Status,
+};
+use crate::schedule::Schedule;
+use crate::store::{OpenPlay, Store};
+use crate::trust::{ALERT_STREAM, Identity, Trust, Verdict, assignment_stream};
+
+mod inbox;
+mod plays;
+mod programme;
+
+/// Proof-of-play records per published batch.
+const PLAY_BATCH: usize = 100;
+
+/// What is on screen: the assignment and the playlist built from it.
+struct Active {
+    assignment: Assignment,
+    schedule: Schedule,
+    /// The playlist on screen; `None` until the schedule picked one.
+    playlist: Option<String>,
+    /// For each renderer item, the playlist position and what it shows.
+    items: Vec<(usize, ItemSource)>,
+}
+
+/// What a renderer item shows: a cached asset or a live stream.
+#[derive(Debug, Clone)]
+enum ItemSource {
+    Asset(AssetId),
+    Live(String),
+}
+
+impl ItemSource {
+    fn asset(&self) -> Option<String> {
+        match self {
+            ItemSource::Asset(id) => Some(id.to_string()),
+            ItemSource::Live(_) => None,
+        }
+    }
+
+    fn live(&self) -> Option<String> {
+        match self {
+            ItemSource::Asset(_) => None,
+            ItemSource::Live(uri) => Some(uri.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for ItemSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ItemSource::Asset(id) => write!(f, "{id}"),
+            ItemSource::Live(uri) => f.write_str(uri),
+        }
+    }
+}
+
+pub struct Agent {
+    config: Config,
+    topics: Topics,
+    store: Store,
+    trust: Trust,
+    cache: Cache,
+    renderer: Renderer,
+    link: Link,
+    status: Status,
+    started: Instant,
+    clock: TrustedClock,
+    /// Wakes the agent at the next schedule change, or when the clock is set.
+    alarm: Alarm,
+    /// The version of the alert the renderer shows, if any.
+    alert_on_screen: Option<u64>,
+    /// The alert's own asset is playing in place of the programme.
+    alert_asset_playing: bool,
+    /// A display command's state, and the power plan it overrode.
+    display_override: Option<(bool, bool)>,
+    /// The item on screen: its renderer index and proof-of-play record.
+    on_screen: Option<(usize, i64)>,
+    /// Why the item on screen is about to be cut short, set by the cause.
+    interrupt_reason: Option<&'static str>,
+    /// The proof-of-play batch awaiting the broker's ack: (token, last seq).
+    plays_in_flight: Option<(u64, i64)>,
+    play_token: u64,
+    /// The time floor as last written to the store.
+    floor_saved: Timestamp,
+    /// The newest verified alert of the fleet, shown if it concerns us.
+    alert: Option<Alert>,
+    /// Verified assignments by target (`device:<id>`, `group:<name>`).
+    assignments: BTreeMap<String, Assignment>,
+    active: Option<Active>,
+    link_events: mpsc::UnboundedReceiver<LinkEvent>,
+    fetch_events: mpsc::UnboundedReceiver<FetchEvent>,
+    render_events: mpsc::UnboundedReceiver<RenderEvent>,
+}
+
+impl Agent {
+    /// Opens the state, starts the renderer and begins playing from the
+    /// cache, then starts the network side. Must run inside a Tokio runtime.
+    pub fn start(config: Config) -> anyhow::Result<Agent> {
+        use anyhow::Context;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+        let store = Store::open(&config.data_dir.join("state.db"))?;
+        // Records left open by a crash or power cut end where the last
+        // trustworthy time says.
+        store.close_abandoned_plays(store.time_floor()?.unwrap_or_else(Timestamp::now))?;
+        let pinned_bytes = std::fs::read(&config.root)
+            .with_context(|| format!("reading the pinned root {}", config.root.display()))?;
+        let pinned = Envelope::from_slice(&pinned_bytes).context("the pinned root")?;
+        let identity = Identity {
+            fleet: config.fleet.clone(),
+            device_id: config.device_id.clone(),
+            groups: config.groups.clone(),
+        };
+        let trust = Trust::new(&pinned, &store.roots()?, identity).context("the pinned root")?;
+        let clock = TrustedClock::new(store.time_floor()?);
+        let topics = config.topics();
+
+        let (render_tx, render_events) = mpsc::unbounded_channel();
+        let renderer = Renderer::start(
+            RenderSettings {
+                sink: config.video_sink,
+                display: config.display.clone(),
+                overlay: config.overlay.clone(),
+                status: status_screen(&config, None),
+            },
+            render_tx,
+        )?;
+        let (fetch_tx, fetch_events) = mpsc::unbounded_channel();
+        let origins = config
+            .origins
+            .iter()
+            .filter_map(|o| reqwest::Url::parse(o).ok())
+            .collect();
+        let cache = Cache::open(&config.data_dir, &config.cache, origins, fetch_tx)?;
+
+        let mut subscriptions = vec![
+            topics.root_filter(),
+            topics.device_assignment(&config.device_id),
+        ];
+        subscriptions.extend(config.groups.iter().map(|g| topics.group_assignment(g)));
+        subscriptions.push(topics.alert());
+        subscriptions.push(topics.command(&config.device_id));
+        let (link_tx, link_events) = mpsc::unbounded_channel();
+        let link = Link::spawn(
+            LinkConfig {
+                client_id: config.device_id.clone(),
+                brokers: config.broker_addrs(),
+                subscriptions,
+                will: (
+                    topics.status(&config.device_id),
+                    report::offline_will(&config.device_id),
+                ),
+            },
+            link_tx,
+        );
+
+        let mut agent = Agent {
+            status: Status::new(&config.device_id),
+            config,
+            topics,
+            store,
+            trust,
+            cache,
+            renderer,
+            link,
+            started: Instant::now(),
+            floor_saved: clock.floor(),
+            alarm: Alarm::new().context("creating the schedule alarm")?,
+            alert_on_screen: None,
+            alert_asset_playing: false,
+            display_override: None,
+            on_screen: None,
+            interrupt_reason: None,
+            plays_in_flight: None,
+            play_token: 0,
+            clock,
+            alert: None,
+            assignments: BTreeMap::new(),
+            active: None,
+            link_events,
+            fetch_events,
+            render_events,
+        };
+        agent.load_stored_assignments();
+        agent.load_stored_alert();
+        agent.reconcile();
+        agent.publish_status();
+        Ok(agent)
+    }
+
+    /// Runs until `shutdown` resolves, then stops cleanly: the renderer
+    /// stops and the broker is told we went offline on purpose.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(Duration::from_secs(self.config.status_interval_s));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let cache_wakeup = self.cache.wakeup();
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(event) = self.link_events.recv() => self.on_link(event),
+                Some(event) = self.fetch_events.recv() => {
+                    let outcome = self.cache.on_event(event);
+                    self.on_cache(outcome);
+                }
+                _ = sleep_until_opt(cache_wakeup) => {
+                    let outcome = self.cache.on_timer();
+                    self.on_cache(outcome);
+                }
+                Some(event) = self.render_events.recv() => self.on_render(event),
+                ring = self.alarm.ring() => {
+                    if let Ok(Ring::ClockSet) = ring {
+                        tracing::info!("the system clock was set: re-planning");
+                    }
+                    self.replan();
+                    self.publish_status();
+                }
+                _ = tick.tick() => self.publish_status(),
+            }
+        }
+        tracing::info!("shutting down");
+        self.interrupt_reason = Some("shutdown");
+        self.close_play(false);
+        self.renderer.stop();
+        self.status.online = false;
+        self.publish_status();
+        let last = (
+            self.topics.status(&self.config.device_id),
+            self.status.to_json(),
+        );
+        self.link.shutdown(Some(last)).await;
+    }
+
+    fn load_stored_assignments(&mut self) {
+        let mut targets = vec![format!("device:{}", self.config.device_id)];
+        targets.extend(self.config.groups.iter().map(|g| format!("group:{g}")));
+        for target in targets {
+            let stored = match self.store.document(&assignment_stream(&target)) {
+                Ok(Some(stored)) => stored,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading a stored assignment");
+                    continue;
+                }
+            };
+            match self.trust.reverify_stored(&stored) {
+                Ok(assignment) => {
+                    self.assignments.insert(target, assignment);
+                }
+                Err(rejection) => self.reject(&target, &rejection),
+            }
+        }
+    }
+
+    fn load_stored_alert(&mut self) {
+        match self.store.document(ALERT_STREAM) {
+            Ok(Some(stored)) => match self.trust.reverify_alert(&stored) {
+                Ok(alert) => self.alert = Some(alert),
+                Err(rejection) => self.reject(ALERT_STREAM, &rejection),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "reading the stored alert"),
+        }
+    }
+
+    /// Persists the time floor when it moved by a minute or more: often
+    /// enough to matter after a power cut, rarely enough to spare the SD card.
+    fn save_time_floor(&mut self) {
+        let floor = self.clock.floor();
+        if floor.duration_since(self.floor_saved) >= jiff::SignedDuration::from_secs(60) {
+            match self.store.put_time_floor(floor) {
+                Ok(()) => self.floor_saved = floor,
+                Err(e) => tracing::error!(error = %e, "saving the time floor"),
+            }
+        }
+    }
+
+    /// The trusted now: never below the durable time floor.
+    fn now(&mut self) -> Timestamp {
+        self.clock.now(Timestamp::now())
+    }
+
+    fn on_link(&mut self, event: LinkEvent) {
+        match event {
+            LinkEvent::Connected { broker } => {
+                self.status.broker = Some(broker);
+                self.show_status_screen();
+                self.plays_in_flight = None;
+                self.send_plays();
+                self.publish_status();
+            }
+            LinkEvent::Disconnected { .. } => {
+                self.status.broker = None;
+                self.show_status_screen();
+                // Unacknowledged records stay stored and go again.
+                self.plays_in_flight = None;
+                self.publish_status();
+            }
+            LinkEvent::Acked { token } => {
+                if let Some((sent, last)) = self.plays_in_flight
+                    && sent == token
+                {
+                    if let Err(e) = self.store.forget_plays_through(last) {
+                        tracing::error!(error = %e, "forgetting delivered proof of play");
+                    }
+                    self.plays_in_flight = None;
+                    self.send_plays();
+                }
+            }
+            LinkEvent::Message { topic, payload } => self.on_message(&topic, &payload),
+        }
+    }
+
+    /// The renderer's screenshots, for local diagnostics (`--screenshot-dir`).
+    pub fn screenshots(&self) -> Screenshots {
+        self.renderer.screenshots()
+    }
+
+    fn emit(&mut self, event: Event) {
+        let json = serde_json::to_vec(&event).expect("events always serialise");
+        self.link
+            .publish(self.topics.events(&self.config.device_id), json, false);
+        if event.is_error() {
+            self.status.record_error(event);
+        }
+    }
+
+    fn publish_status(&mut self) {
+        let now = self.now();
+        self.save_time_floor();
+        self.status.at = now;
+        self.status.alert = self.shown_alert(now).map(|a| {
+            serde_json::json!({"version": a.version, "style": a.style, "message": a.message, "expires_at": a.expires_at})
+        });
+        self.status.uptime_s = self.started.elapsed().as_secs();
+        if let (Some(status), Some(active)) = (&mut self.status.assignment, &self.active) {
+            status.stale = active.assignment.expires_at <= now;
+        }
+        self.status.pending_assignment = self.pending_status();
+        self.status.cache = self.cache.figures();
+        let json = self.status.to_json();
+        if let Err(e) = report::write_atomically(&self.config.data_dir.join("status.json"), &json) {
+            tracing::error!(error = %e, "writing status.json");
+        }
+        self.link
+            .publish(self.topics.status(&self.config.device_id), json, true);
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the status screen says about this device, reaching `broker` (if any).
+fn status_screen(config: &Config, broker: Option<String>) -> StatusScreen {
+    StatusScreen {
+        device_id: config.device_id.clone(),
+        fleet: config.fleet.clone(),
+        broker,
+        enrolment_code: crate::overlay::enrolment_code(&config.fleet, &config.device_id),
+        message: None,
+    }
+}

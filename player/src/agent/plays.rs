@@ -1,0 +1,121 @@
+//! What the renderer reports: the item on screen in the status, and proof
+//! of play, recorded durably and sent in acknowledged batches.
+
+use super::*;
+
+impl Agent {
+    pub(super) fn on_render(&mut self, event: RenderEvent) {
+        let Some(active) = &self.active else { return };
+        match event {
+            RenderEvent::ItemStarted { index } => {
+                let Some((position, source)) = active.items.get(index) else {
+                    return;
+                };
+                let playlist = active.playlist.clone().unwrap_or_default();
+                let play = OpenPlay {
+                    playlist: playlist.clone(),
+                    item: *position,
+                    asset: source.asset(),
+                    live: source.live(),
+                    started_at: Timestamp::now(),
+                };
+                self.status.playing = Some(PlayingStatus {
+                    playlist,
+                    item: *position,
+                    asset: source.asset(),
+                    since: play.started_at,
+                });
+                // A live item says whether it shows its stream as soon as it
+                // knows; until then it shows its fallback.
+                self.status.live = match source.live() {
+                    Some(uri) if self.status.live.as_ref().is_some_and(|l| l.uri == uri) => {
+                        self.status.live.take()
+                    }
+                    Some(uri) => Some(LiveStatus {
+                        uri,
+                        state: LiveState::Fallback.as_str(),
+                    }),
+                    None => None,
+                };
+                self.close_play(false);
+                match self.store.open_play(&play) {
+                    Ok(seq) => self.on_screen = Some((index, seq)),
+                    Err(e) => tracing::error!(error = %e, "recording proof of play"),
+                }
+                self.publish_status();
+            }
+            RenderEvent::ItemFailed { index, reason } => {
+                let subject = active
+                    .items
+                    .get(index)
+                    .map(|(_, source)| source.to_string());
+                self.emit(Event {
+                    at: Timestamp::now(),
+                    kind: "play_failed",
+                    reason: None,
+                    detail: reason,
+                    subject,
+                });
+                self.publish_status();
+            }
+            RenderEvent::LiveState { index, state } => {
+                if let Some((_, ItemSource::Live(uri))) = active.items.get(index) {
+                    self.status.live = Some(LiveStatus {
+                        uri: uri.clone(),
+                        state: state.as_str(),
+                    });
+                    self.publish_status();
+                }
+            }
+            RenderEvent::ItemEnded { index, completed } => {
+                if self.on_screen.is_some_and(|(shown, _)| shown == index) {
+                    self.close_play(completed);
+                }
+            }
+        }
+    }
+
+    /// Closes the proof-of-play record of the item on screen, if any, and
+    /// sends what is ready.
+    pub(super) fn close_play(&mut self, completed: bool) {
+        let Some((_, seq)) = self.on_screen.take() else {
+            return;
+        };
+        let reason = if completed {
+            None
+        } else {
+            Some(self.interrupt_reason.unwrap_or("interrupted"))
+        };
+        if let Err(e) = self
+            .store
+            .close_play(seq, Timestamp::now(), completed, reason)
+        {
+            tracing::error!(error = %e, "closing a proof-of-play record");
+        }
+        self.send_plays();
+    }
+
+    /// Publishes the oldest closed proof-of-play records, one batch at a
+    /// time; they are deleted only once the broker acknowledged them.
+    pub(super) fn send_plays(&mut self) {
+        if self.status.broker.is_none() || self.plays_in_flight.is_some() {
+            return;
+        }
+        let batch = match self.store.closed_plays(PLAY_BATCH) {
+            Ok(batch) => batch,
+            Err(e) => return tracing::error!(error = %e, "reading proof of play"),
+        };
+        let Some(last) = batch.last().map(|r| r.seq) else {
+            return;
+        };
+        let payload = serde_json::json!({"device": self.config.device_id, "records": batch});
+        self.play_token += 1;
+        let json = serde_json::to_vec(&payload).expect("records always serialise");
+        self.link.publish_acked(
+            self.topics.pop(&self.config.device_id),
+            json,
+            self.play_token,
+        );
+        self.plays_in_flight = Some((self.play_token, last));
+    }
+}
