@@ -8,6 +8,7 @@
 //! afterwards, so no text needs escaping and none can inject pipeline syntax.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use gst::prelude::*;
@@ -82,6 +83,16 @@ pub fn write_png(
         |_| Ok(()),
     )
     .with_context(|| format!("cannot write image {}", path.display()))
+}
+
+/// Runs a complete `... ! filesink name=out` launch description to its
+/// end, writing `path`: for test and benchmark media that the functions
+/// above do not make. The description must be the caller's own constant.
+pub fn write_custom(description: &str, path: &Path, timeout: Duration) -> anyhow::Result<()> {
+    gst::init()?;
+    let timeout = gst::ClockTime::try_from(timeout)?;
+    run(description, path, "", timeout, |_| Ok(()))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A live HLS channel written into a directory (for an HTTP origin to

@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gstreamer as gst;
-use gstreamer::prelude::*;
+use phare_provisioning::media::write_custom;
 use phare_tests::render::cpu_and_peak_rss;
 use phare_tests::*;
 
@@ -33,32 +32,18 @@ fn clip(bench_dir: &Path) -> PathBuf {
     println!("cpu: encoding a {SECONDS} s 1080p30 clip (once)...");
     std::fs::create_dir_all(&dir).unwrap();
     let partial = dir.join(".cpu-clip.partial.mp4");
-    gst::init().unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "videotestsrc num-buffers={} pattern=smpte horizontal-speed=4 \
-         ! video/x-raw,width=1920,height=1080,framerate=30/1 ! timeoverlay font-desc=\"Sans 60\" \
-         ! videoconvert ! openh264enc bitrate=6000000 gop-size=60 ! h264parse ! mp4mux \
-         ! filesink name=out",
-        SECONDS * 30
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
+    write_custom(
+        &format!(
+            "videotestsrc num-buffers={} pattern=smpte horizontal-speed=4 \
+             ! video/x-raw,width=1920,height=1080,framerate=30/1 ! timeoverlay font-desc=\"Sans 60\" \
+             ! videoconvert ! openh264enc bitrate=6000000 gop-size=60 ! h264parse ! mp4mux \
+             ! filesink name=out",
+            SECONDS * 30
+        ),
+        &partial,
+        Duration::from_secs(1800),
+    )
     .unwrap();
-    pipeline
-        .by_name("out")
-        .unwrap()
-        .set_property("location", partial.to_str().unwrap());
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let done = pipeline
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(1800),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("the clip took too long to encode");
-    pipeline.set_state(gst::State::Null).unwrap();
-    assert_eq!(done.type_(), gst::MessageType::Eos, "{done:?}");
     std::fs::rename(&partial, &path).unwrap();
     path
 }
@@ -90,11 +75,7 @@ async fn main() {
     scene.publish_assignment(1, &[&file]).await;
     let mut player = scene.start_player_with("[display]\nwidth = 1920\nheight = 1080\nfps = 30\n");
     player.wait_status("the cache to fill", playing_version(1));
-    player.stop();
-    scene.broker.stop();
-    scene.origin = None;
-    std::fs::remove_file(player.data_dir.join("status.json")).unwrap();
-    player.restart();
+    scene.restart_offline(&mut player);
     player.wait_status("playing from the cache", playing_version(1));
     let pid = player.pid().unwrap();
     let (cpu_start, _) = cpu_and_peak_rss(pid).unwrap();

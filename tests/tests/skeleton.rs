@@ -132,11 +132,7 @@ async fn plays_from_cache_with_no_network_at_all() {
     let mut player = scene.start_player();
     player.wait_status("version 1 playing", playing_version(1));
 
-    player.stop();
-    scene.broker.stop();
-    scene.origin = None;
-    std::fs::remove_file(player.data_dir.join("status.json")).unwrap();
-    player.restart();
+    scene.restart_offline(&mut player);
 
     let status = player.wait_status("playing from cache", playing_version(1));
     assert!(

@@ -4,6 +4,7 @@
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use tracing::{debug, error, info, warn};
@@ -14,6 +15,11 @@ use super::timeline::Timeline;
 use super::{MediaKind, Msg, PlayItem, RenderEvent, RenderSettings, lock};
 use crate::display::Rotation;
 use crate::overlay::{self, StatusScreen};
+
+/// A file item that pushes no frame for this long is stuck (some demuxers
+/// hang on some broken files instead of failing): it is skipped, so the
+/// playlist goes on. Far above any decoder's start-up.
+const STALL: Duration = Duration::from_secs(10);
 
 /// What the screen should show.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +77,23 @@ impl Control {
 
     pub fn run(mut self, commands: mpsc::Receiver<Msg>) {
         // `self.notices` keeps the channel open, so only Shutdown ends this.
-        while let Ok(msg) = commands.recv() {
+        // The only timed wait is the stall watch of a playing file item.
+        loop {
+            let deadline = self.current.as_ref().and_then(|p| p.stall_deadline(STALL));
+            let msg = match deadline {
+                None => commands
+                    .recv()
+                    .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                Some(at) => commands.recv_timeout(at.saturating_duration_since(Instant::now())),
+            };
+            let msg = match msg {
+                Ok(msg) => msg,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.check_stall();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             match msg {
                 Msg::Play(items) => {
                     info!(items = items.len(), "new playlist");
@@ -229,6 +251,19 @@ impl Control {
         }
     }
 
+    /// Skips the current item if it is stuck.
+    fn check_stall(&mut self) {
+        let stuck = self
+            .current
+            .as_ref()
+            .and_then(|p| p.stall_deadline(STALL))
+            .is_some_and(|at| at <= Instant::now());
+        if let (true, Some(current)) = (stuck, &self.current) {
+            current.abandon(format!("stalled: no frame for {} s", STALL.as_secs()));
+            self.finish_current();
+        }
+    }
+
     /// The current producer is done: report how, start the next, and only
     /// then tear it down, so the next item's first frame is not delayed.
     fn finish_current(&mut self) {
@@ -280,7 +315,7 @@ impl Control {
                 Some(prepared) if prepared.position == position => Ok(prepared),
                 _ => self.build_item(position),
             };
-            let started = producer.and_then(|producer| match producer.error() {
+            let started = producer.and_then(|producer| match producer.ended_unplayed() {
                 Some(reason) => Err(reason),
                 None => producer.play().map(|()| producer),
             });

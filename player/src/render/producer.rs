@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use gstreamer as gst;
@@ -89,6 +90,8 @@ struct Feed {
     finished: bool,
     /// First error posted by the producer.
     error: Option<String>,
+    /// When it last showed it was alive: started playing or pushed a frame.
+    progress: Option<Instant>,
 }
 
 /// A short-lived pipeline decoding one item into the output; torn down on drop.
@@ -99,6 +102,9 @@ pub(super) struct Producer {
     pub index: Option<usize>,
     /// Playlist position, to match a prepared producer with its turn.
     pub position: usize,
+    /// Files only: a live source has its own stall handling (its fallback),
+    /// and the status screen nothing to wait for.
+    watched: bool,
     feed: Arc<Mutex<Feed>>,
     /// The audio branch's sink and volume, when sound is on.
     audio: Arc<Mutex<Option<(gst::Element, gst::Element)>>>,
@@ -138,6 +144,7 @@ impl Producer {
             generation,
             index,
             position,
+            watched: matches!(&source, Source::Item(item) if !matches!(item.kind, MediaKind::Live { .. })),
             feed: Arc::new(Mutex::new(Feed::default())),
             audio: Arc::default(),
             output: ctx.output.pipeline().clone(),
@@ -164,43 +171,57 @@ impl Producer {
         match source {
             Source::Item(item) => match &item.kind {
                 MediaKind::Video | MediaKind::Image => {
-                    let src = element("filesrc")?;
-                    src.set_property("location", utf8(&item.path)?);
-                    let decode = element("decodebin")?;
-                    producer.add(&[&src, &decode])?;
-                    src.link(&decode).map_err(|e| e.to_string())?;
-                    producer.connect_streams(&decode, tail, ctx);
+                    producer.file_source(&item.path, tail, ctx)?
                 }
                 MediaKind::Live { uri, fallback } => {
-                    let src = producer.live_source(uri, fallback.as_deref(), ctx)?;
-                    producer.connect_streams(&src, tail, ctx);
+                    producer.live_source(uri, fallback.as_deref(), tail, ctx)?
                 }
             },
-            Source::Status(canvas) => {
-                let (width, height) = (canvas.width(), canvas.height());
-                let src = gst_app::AppSrc::builder()
-                    .caps(
-                        &gst_video::VideoCapsBuilder::new()
-                            .format(gst_video::VideoFormat::Bgra)
-                            .width(width as i32)
-                            .height(height as i32)
-                            .framerate(gst::Fraction::new(0, 1))
-                            .build(),
-                    )
-                    .format(gst::Format::Time)
-                    .build();
-                producer.add(&[src.upcast_ref()])?;
-                src.link(&tail).map_err(|e| e.to_string())?;
-                let mut frame = canvas.into_buffer();
-                frame
-                    .get_mut()
-                    .expect("a new buffer is writable")
-                    .set_pts(gst::ClockTime::ZERO);
-                src.push_buffer(frame).map_err(|e| format!("{e:?}"))?;
-                src.end_of_stream().map_err(|e| format!("{e:?}"))?;
-            }
+            Source::Status(canvas) => producer.status_source(canvas, &tail)?,
         }
         Ok(producer)
+    }
+
+    /// `filesrc ! decodebin`, its video into `tail`.
+    fn file_source(
+        &self,
+        path: &Path,
+        tail: gst::Element,
+        ctx: &Context<'_>,
+    ) -> Result<(), String> {
+        let src = element("filesrc")?;
+        src.set_property("location", utf8(path)?);
+        let decode = element("decodebin")?;
+        self.add(&[&src, &decode])?;
+        src.link(&decode).map_err(|e| e.to_string())?;
+        self.connect_streams(&decode, tail, ctx);
+        Ok(())
+    }
+
+    /// An appsrc holding the one drawn frame of the status screen.
+    fn status_source(&self, canvas: Canvas, tail: &gst::Element) -> Result<(), String> {
+        let (width, height) = (canvas.width(), canvas.height());
+        let src = gst_app::AppSrc::builder()
+            .caps(
+                &gst_video::VideoCapsBuilder::new()
+                    .format(gst_video::VideoFormat::Bgra)
+                    .width(width as i32)
+                    .height(height as i32)
+                    .framerate(gst::Fraction::new(0, 1))
+                    .build(),
+            )
+            .format(gst::Format::Time)
+            .build();
+        self.add(&[src.upcast_ref()])?;
+        src.link(tail).map_err(|e| e.to_string())?;
+        let mut frame = canvas.into_buffer();
+        frame
+            .get_mut()
+            .expect("a new buffer is writable")
+            .set_pts(gst::ClockTime::ZERO);
+        src.push_buffer(frame).map_err(|e| format!("{e:?}"))?;
+        src.end_of_stream().map_err(|e| format!("{e:?}"))?;
+        Ok(())
     }
 
     /// Decodes up to the first frame, in the background, so that playing
@@ -221,10 +242,28 @@ impl Producer {
             });
             sink.set_property("ts-offset", queued.nseconds() as i64);
         }
+        lock(&self.feed).progress = Some(Instant::now());
         self.pipeline
             .set_state(gst::State::Playing)
             .map(drop)
             .map_err(|_| self.error_or("cannot start the producer pipeline"))
+    }
+
+    /// When a watched producer that keeps pushing nothing counts as stuck.
+    pub fn stall_deadline(&self, after: Duration) -> Option<Instant> {
+        let feed = lock(&self.feed);
+        (self.watched && !feed.finished)
+            .then_some(feed.progress)
+            .flatten()
+            .map(|progress| progress + after)
+    }
+
+    /// Gives up on a stuck producer: the item ends with `reason`, as if it
+    /// had posted it (no notice: the caller handles the end itself).
+    pub fn abandon(&self, reason: String) {
+        let mut feed = lock(&self.feed);
+        feed.error.get_or_insert(reason);
+        feed.finished = true;
     }
 
     pub fn set_volume(&self, volume: f64) {
@@ -233,9 +272,16 @@ impl Producer {
         }
     }
 
-    /// The error recorded so far, if any (e.g. while preparing).
-    pub fn error(&self) -> Option<String> {
-        lock(&self.feed).error.clone()
+    /// Why a producer that has not played yet is already over (it failed
+    /// or ended while being prepared, its notice ignored then), if it is.
+    pub fn ended_unplayed(&self) -> Option<String> {
+        let feed = lock(&self.feed);
+        feed.finished.then(|| {
+            // Prepared producers push no frames: ended means frameless.
+            feed.error
+                .clone()
+                .unwrap_or_else(|| "no video frames".into())
+        })
     }
 
     /// How it went: frames shown and the first error. Final once the
@@ -248,7 +294,10 @@ impl Producer {
     /// The element that refused a state change usually posted why,
     /// synchronously, into the feed via the bus handler.
     fn error_or(&self, fallback: &str) -> String {
-        self.error().unwrap_or_else(|| fallback.into())
+        lock(&self.feed)
+            .error
+            .clone()
+            .unwrap_or_else(|| fallback.into())
     }
 
     fn add(&self, elements: &[&gst::Element]) -> Result<(), String> {
@@ -295,8 +344,9 @@ impl Producer {
         &self,
         uri: &str,
         fallback: Option<&Path>,
+        tail: gst::Element,
         ctx: &Context<'_>,
-    ) -> Result<gst::Element, String> {
+    ) -> Result<(), String> {
         let src = gst::ElementFactory::make("fallbacksrc")
             .build()
             .map_err(|_| "fallbacksrc is not available".to_string())?;
@@ -329,8 +379,19 @@ impl Producer {
                 lock(&timeline).emit(RenderEvent::LiveState { index, state });
             }
         });
-        self.add(&[&src])?;
-        Ok(src)
+        // fallbacksrc pushes while holding its output's stream lock;
+        // blocked on the paced output, it starved its own switching (a
+        // stream restart waited a minute). A leaky queue takes each frame
+        // at once, dropping the oldest if the screen falls behind.
+        let queue = element("queue")?;
+        queue.set_property_from_str("leaky", "downstream");
+        queue.set_property("max-size-buffers", 3u32);
+        queue.set_property("max-size-bytes", 0u32);
+        queue.set_property("max-size-time", 0u64);
+        self.add(&[&src, &queue])?;
+        queue.link(&tail).map_err(|e| e.to_string())?;
+        self.connect_streams(&src, queue, ctx);
+        Ok(())
     }
 
     /// Links the source's first video stream to `tail` and every other
@@ -540,6 +601,7 @@ impl Pusher {
             timeline.mark_start(feed.offset, self.index);
         }
         feed.frames += 1;
+        feed.progress = Some(Instant::now());
         let out_pts = feed.offset + relative;
         timeline.next_pts = out_pts + duration;
         Ok(out_pts)

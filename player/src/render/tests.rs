@@ -398,6 +398,36 @@ async fn a_single_item_loops_seamlessly() {
 }
 
 #[tokio::test]
+async fn vp9_in_webm_and_h265_in_matroska_play_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let encode = |name: &str, encoder: &str| {
+        generate(
+            &format!(
+                "videotestsrc num-buffers=10 pattern=red ! video/x-raw,width=320,height=180,framerate=25/1 \
+                 ! videoconvert ! {encoder} ! filesink name=out"
+            ),
+            &dir.path().join(name),
+        )
+    };
+    let webm = encode("clip.webm", "vp9enc deadline=1 ! webmmux");
+    let mkv = encode(
+        "clip.mkv",
+        "x265enc speed-preset=ultrafast ! h265parse ! matroskamux",
+    );
+    let mut rig = Rig::start();
+    rig.renderer.play(vec![
+        item(0, &webm, MediaKind::Video, None),
+        item(1, &mkv, MediaKind::Video, None),
+    ]);
+    for index in [0, 1] {
+        assert_eq!(rig.next_event().await, started(index));
+        assert_eq!(rig.next_event().await, ended(index, true));
+    }
+    assert_eq!(rig.next_event().await, started(0));
+    assert!(rig.frames().iter().all(|f| f.color == Color::Red));
+}
+
+#[tokio::test]
 async fn sound_plays_along_without_holding_up_the_video() {
     let dir = tempfile::tempdir().unwrap();
     let av = clip_with_sound(dir.path());
