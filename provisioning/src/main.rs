@@ -48,7 +48,8 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Publish a signed envelope, retained, to the topic its document names.
+    /// Publish signed envelopes on the topics their documents name (retained,
+    /// except commands, which are used once).
     Publish {
         /// Broker URL (mqtt://host:port); repeat to publish to every broker.
         #[arg(long = "broker", required = true)]
