@@ -49,11 +49,5 @@ async fn main() {
         "runs": RUNS,
         "samples_ms": samples,
     });
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("boot.json"),
-        serde_json::to_string_pretty(&report).unwrap(),
-    )
-    .unwrap();
+    write_bench_report("boot", &report);
 }

@@ -124,11 +124,5 @@ async fn main() {
         "seconds": elapsed.as_secs_f64(),
         "baseline_seconds": baseline.as_secs_f64(),
     });
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("cache.json"),
-        serde_json::to_string_pretty(&report).unwrap(),
-    )
-    .unwrap();
+    write_bench_report("cache", &report);
 }

@@ -99,11 +99,5 @@ async fn main() {
         report["assignment_p50_ms"].as_f64().unwrap(),
         report["assignment_p95_ms"].as_f64().unwrap()
     );
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("switch.json"),
-        serde_json::to_string_pretty(&report).unwrap(),
-    )
-    .unwrap();
+    write_bench_report("switch", &report);
 }
