@@ -162,3 +162,50 @@ async fn a_restarted_broker_is_rejoined_and_new_assignments_arrive() {
     assert_eq!(status["broker"], scene.broker.url());
     assert_played(&player.watch_items(2), &still);
 }
+
+/// The socket inodes a process holds, from its file descriptors.
+fn socket_inodes(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().to_string();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_player_opens_no_listening_socket() {
+    let (_scene, player, _) = playing_one_image(Fleet::new(), 1).await;
+    player.wait_status("connected", |s| !s["broker"].is_null());
+    let pid = player.pid().unwrap();
+    let mine = socket_inodes(pid);
+    assert!(!mine.is_empty(), "it holds at least its broker connection");
+    let mut seen = 0;
+    for table in ["tcp", "tcp6", "udp", "udp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (state, inode) = (fields[3], fields[9]);
+            seen += usize::from(mine.iter().any(|i| i == inode));
+            // TCP state 0A is LISTEN; any bound UDP socket receives.
+            let listening = if table.starts_with("tcp") {
+                state == "0A"
+            } else {
+                true
+            };
+            assert!(
+                !(listening && mine.iter().any(|i| i == inode)),
+                "{table}: {line}"
+            );
+        }
+    }
+    // The check can see this process's sockets: its broker connection.
+    assert!(seen >= 1, "none of the player's sockets found in /proc/net");
+}
