@@ -75,7 +75,11 @@ pub async fn publish(
     retain: bool,
 ) -> anyhow::Result<()> {
     let addr = parse_broker(broker).map_err(anyhow::Error::msg)?;
-    let client_id = format!("phare-op-{}", std::process::id());
+    // Unique per connection: two publishes from one process must not take
+    // over each other's session.
+    static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let client_id = format!("phare-op-{}-{n}", std::process::id());
     let mut options = MqttOptions::new(client_id, addr.host, addr.port);
     options.set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024);
     let (client, mut eventloop) = AsyncClient::new(options, 8);
@@ -84,17 +88,24 @@ pub async fn publish(
         .await?;
     let acked = async {
         loop {
-            match eventloop.poll().await? {
-                Event::Incoming(Packet::PubAck(_)) => {
-                    client.disconnect().await?;
-                }
-                Event::Outgoing(Outgoing::Disconnect) => return anyhow::Ok(()),
-                _ => {}
+            if let Event::Incoming(Packet::PubAck(_)) = eventloop.poll().await? {
+                return anyhow::Ok(());
             }
         }
     };
     tokio::time::timeout(Duration::from_secs(10), acked)
         .await
         .with_context(|| format!("no acknowledgement from {broker} within 10 s"))?
-        .with_context(|| format!("publishing to {broker}"))
+        .with_context(|| format!("publishing to {broker}"))?;
+    // Acknowledged: the job is done. Leave politely, but a broker that
+    // closes first is no failure.
+    let _ = client.disconnect().await;
+    let goodbye = async {
+        while !matches!(
+            eventloop.poll().await,
+            Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)
+        ) {}
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+    Ok(())
 }
