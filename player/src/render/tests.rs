@@ -23,7 +23,7 @@ const HEIGHT: u32 = 180;
 const FPS: u32 = 25;
 const FRAME: Duration = Duration::from_millis(1000 / FPS as u64);
 /// Generous: a loaded machine is slow, and these are not benchmarks.
-const TIMEOUT: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs a `... ! filesink name=out` pipeline to completion, writing `path`.
 fn generate(description: &str, path: &Path) -> PathBuf {
