@@ -8,7 +8,7 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-libav gstreamer1.0-tools fonts-dejavu-core
-  mosquitto
+  mosquitto tzdata  # schedules are read in IANA time zones
   curl  # the cache benchmark's baseline
 )
 
