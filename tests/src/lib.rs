@@ -77,8 +77,10 @@ impl Mosquitto {
         self.stop();
         let config = self.dir.path().join("mosquitto.conf");
         let persistence = if self.persistent {
+            // Started as root, Mosquitto drops to its own user, which cannot
+            // write into our private temporary directory: stay who we are.
             format!(
-                "persistence true\npersistence_location {}/\n",
+                "user root\npersistence true\npersistence_location {}/\n",
                 self.dir.path().display()
             )
         } else {
