@@ -286,11 +286,6 @@ impl Schedule {
         }
         None
     }
-
-    /// Whether the screen should be on at `t` (the power windows).
-    pub fn is_display_on(&self, t: Timestamp) -> bool {
-        self.display_on(t)
-    }
 }
 
 #[cfg(test)]
