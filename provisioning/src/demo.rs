@@ -98,7 +98,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let sink = if options.headless { "fake" } else { "auto" };
     let config = format!(
         "device_id = \"{DEVICE}\"\nfleet = \"{FLEET}\"\nbrokers = [\"{broker_url}\"]\norigins = [\"{}\"]\n\
-         root = \"{}\"\ndata_dir = \"{}\"\nvideo_sink = \"{sink}\"\nstatus_interval_s = 5\n",
+         root = \"{}\"\ndata_dir = \"{}\"\nvideo_sink = \"{sink}\"\nstatus_interval_s = 5\n\
+         # A window that fits a laptop screen (a sink window takes the canvas size).\n\
+         [display]\nwidth = 1280\nheight = 720\n",
         origin.url(),
         keyring.root_path().display(),
         data_dir.display(),
