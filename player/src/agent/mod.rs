@@ -133,9 +133,11 @@ impl Agent {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
         let store = Store::open(&config.data_dir.join("state.db"))?;
+        let floor = store.time_floor()?;
+        let clock = TrustedClock::new(floor);
         // Records left open by a crash or power cut end where the last
         // trustworthy time says.
-        store.close_abandoned_plays(store.time_floor()?.unwrap_or_else(Timestamp::now))?;
+        store.close_abandoned_plays(floor.unwrap_or_else(Timestamp::now))?;
         let pinned_bytes = std::fs::read(&config.root)
             .with_context(|| format!("reading the pinned root {}", config.root.display()))?;
         let pinned = Envelope::from_slice(&pinned_bytes).context("the pinned root")?;
@@ -145,7 +147,6 @@ impl Agent {
             groups: config.groups.clone(),
         };
         let trust = Trust::new(&pinned, &store.roots()?, identity).context("the pinned root")?;
-        let clock = TrustedClock::new(store.time_floor()?);
         let topics = config.topics();
 
         let (render_tx, render_events) = mpsc::unbounded_channel();
