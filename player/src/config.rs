@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::display::{DisplayConfig, VideoSink};
 use crate::overlay::OverlayConfig;
+use crate::tls::MqttAuth;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +38,10 @@ pub struct Config {
     /// Seconds between status refreshes while nothing else changes.
     #[serde(default = "default_status_interval_s")]
     pub status_interval_s: u64,
+    /// While a less preferred broker serves the device, the more preferred
+    /// ones are probed this often (seconds) and used again once back.
+    #[serde(default = "default_primary_retry_s")]
+    pub primary_retry_s: u64,
     /// What the signed `reboot` command runs (program and arguments).
     #[serde(default = "default_reboot_command")]
     pub reboot_command: Vec<String>,
@@ -49,6 +54,9 @@ pub struct Config {
     /// What is drawn over the content: clock, ticker, logo.
     #[serde(default)]
     pub overlay: OverlayConfig,
+    /// Broker credentials: TLS CA, client certificate, or a password.
+    #[serde(default)]
+    pub mqtt: MqttAuth,
 }
 
 /// `[cache]`: how much disk the content may take and how it is fetched.
@@ -161,6 +169,10 @@ fn default_status_interval_s() -> u64 {
     30
 }
 
+fn default_primary_retry_s() -> u64 {
+    60
+}
+
 fn default_reboot_command() -> Vec<String> {
     vec!["systemctl".into(), "reboot".into()]
 }
@@ -192,10 +204,18 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        // Files named relative to the config file travel with it (a bundle
+        // dropped on a boot partition).
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if config.root.is_relative() {
+                config.root = dir.join(&config.root);
+            }
+            config.mqtt.resolve_paths(dir);
+        }
         let invalid = |key, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             key,
@@ -220,8 +240,18 @@ impl Config {
             return Err(invalid("brokers", "name at least one broker".into()));
         }
         for broker in &config.brokers {
-            parse_broker(broker).map_err(|m| invalid("brokers", m))?;
+            let addr = parse_broker(broker).map_err(|m| invalid("brokers", m))?;
+            if addr.tls && config.mqtt.ca_file.is_none() {
+                return Err(invalid(
+                    "mqtt.ca_file",
+                    format!("{broker} is mqtts://: name the CA that its certificate chains to"),
+                ));
+            }
         }
+        config
+            .mqtt
+            .check()
+            .map_err(|(key, message)| invalid(key, message))?;
         for origin in &config.origins {
             let ok =
                 reqwest::Url::parse(origin).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
@@ -234,6 +264,9 @@ impl Config {
         }
         if config.status_interval_s == 0 {
             return Err(invalid("status_interval_s", "must be at least 1".into()));
+        }
+        if config.primary_retry_s == 0 {
+            return Err(invalid("primary_retry_s", "must be at least 1".into()));
         }
         config
             .cache
@@ -290,11 +323,13 @@ video_sink = "fake"
             vec![
                 BrokerAddr {
                     host: "127.0.0.1".into(),
-                    port: 1883
+                    port: 1883,
+                    tls: false,
                 },
                 BrokerAddr {
                     host: "::1".into(),
-                    port: 1883
+                    port: 1883,
+                    tls: false,
                 }
             ]
         );

@@ -5,6 +5,11 @@
 //! the I/O-free [`Failover`]; the task around it only drives rumqttc. The
 //! rumqttc event loop is polled continuously, also while we publish, since
 //! it is what moves packets at all.
+//!
+//! While a less preferred broker serves us, the more preferred ones are
+//! probed in the background (a separate, clean, short connection) and the
+//! link moves back as soon as one accepts a session: the first broker in
+//! the config is the one operators expect their screens on.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -15,6 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use phare_protocol::broker::BrokerAddr;
 
+use crate::tls::{MqttAuth, mqtt_options};
+
 /// Incoming packets up to this size are read; the envelope cap (1 MiB) is
 /// enforced above, so an oversize document is reported and dropped instead
 /// of tearing down the connection (rumqttc's default limit is 10 KiB).
@@ -23,6 +30,8 @@ const MAX_OUTGOING_PACKET: usize = 1024 * 1024;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// How long a probe of a preferred broker may take to get a session.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the link tells the agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +50,11 @@ pub enum LinkEvent {
     /// The broker acknowledged the publish made with this token.
     Acked {
         token: u64,
+    },
+    /// No session could be had with this broker (refused, TLS, auth…).
+    Unreachable {
+        broker: String,
+        reason: String,
     },
 }
 
@@ -77,6 +91,11 @@ pub struct LinkConfig {
     pub subscriptions: Vec<String>,
     /// Retained Last Will: (topic, payload).
     pub will: (String, Vec<u8>),
+    /// TLS and credentials for every broker.
+    pub auth: MqttAuth,
+    /// How often more preferred brokers are probed while a less preferred
+    /// one serves us.
+    pub primary_retry: Duration,
 }
 
 /// Which broker to try next and after how long. Pure.
@@ -85,6 +104,17 @@ pub struct Failover {
     brokers: usize,
     next: usize,
     failed_rounds: u32,
+}
+
+/// Why a session ended, as the failover policy needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// No session was ever established on this broker.
+    NeverUp,
+    /// A session was up, then the connection broke.
+    Lost,
+    /// A more preferred broker (this index) accepted a probe.
+    Preferred(usize),
 }
 
 impl Failover {
@@ -112,19 +142,32 @@ impl Failover {
         (broker, delay)
     }
 
-    /// The attempt on the current broker failed before a session was up.
-    pub fn failed(&mut self) {
-        self.next = (self.next + 1) % self.brokers;
-        if self.next == 0 {
-            self.failed_rounds += 1;
+    /// The session on the broker last attempted ended.
+    pub fn ended(&mut self, how: Ended) {
+        match how {
+            // Next broker; a whole failed round means backing off.
+            Ended::NeverUp => {
+                self.next = (self.next + 1) % self.brokers;
+                if self.next == 0 {
+                    self.failed_rounds += 1;
+                }
+            }
+            // Start over from the most preferred broker, without waiting.
+            Ended::Lost => {
+                self.next = 0;
+                self.failed_rounds = 0;
+            }
+            Ended::Preferred(index) => {
+                self.next = index.min(self.brokers - 1);
+                self.failed_rounds = 0;
+            }
         }
     }
 
-    /// A session was established, then lost: start over from the most
-    /// preferred broker, without waiting.
-    pub fn lost(&mut self) {
-        self.next = 0;
-        self.failed_rounds = 0;
+    /// The brokers worth probing while `serving` serves us: every more
+    /// preferred one, best first.
+    pub fn preferred_to(serving: usize) -> std::ops::Range<usize> {
+        0..serving
     }
 }
 
@@ -155,14 +198,15 @@ impl Link {
         Link { requests }
     }
 
-    /// Publishes with QoS 1. While no broker is connected, the newest
-    /// retained payload per topic is kept and sent on the next connection;
-    /// other messages are dropped (a durable outbox is future work).
-    pub fn publish(&self, topic: String, payload: Vec<u8>, retain: bool) {
+    /// Publishes a retained message with QoS 1 (the status). While no
+    /// broker is connected, the newest payload per topic is kept and sent
+    /// on the next connection. Messages that must not be lost go through
+    /// the agent's durable outbox and [`Link::publish_acked`] instead.
+    pub fn publish_retained(&self, topic: String, payload: Vec<u8>) {
         let _ = self.requests.send(Request::Publish {
             topic,
             payload,
-            retain,
+            retain: true,
             ack: None,
         });
     }
@@ -210,24 +254,29 @@ async fn run(
                 _ = &mut sleep => break,
                 request = requests.recv() => match request {
                     Some(Request::Publish { topic, payload, retain: true, .. }) => { retained.insert(topic, payload); }
+                    // Acked publishes are the outbox's: it sends them again.
                     Some(Request::Publish { .. }) => {}
                     Some(Request::Shutdown { done, .. }) => { let _ = done.send(()); return; }
                     None => return,
                 },
             }
         }
-        match session(&config, broker, &mut requests, &events, &mut retained).await {
-            SessionEnd::NeverUp(reason) => {
+        match session(&config, index, &mut requests, &events, &mut retained).await {
+            SessionEnd::Ended(Ended::NeverUp, reason) => {
                 tracing::warn!(%broker, %reason, "broker unreachable");
-                failover.failed();
+                let _ = events.send(LinkEvent::Unreachable {
+                    broker: broker.to_string(),
+                    reason,
+                });
+                failover.ended(Ended::NeverUp);
             }
-            SessionEnd::Lost(reason) => {
-                tracing::warn!(%broker, %reason, "broker connection lost");
+            SessionEnd::Ended(how, reason) => {
+                tracing::warn!(%broker, %reason, "broker connection ended");
                 let _ = events.send(LinkEvent::Disconnected {
                     broker: broker.to_string(),
                     reason,
                 });
-                failover.lost();
+                failover.ended(how);
             }
             SessionEnd::Shutdown => return,
         }
@@ -235,13 +284,13 @@ async fn run(
 }
 
 enum SessionEnd {
-    NeverUp(String),
-    Lost(String),
+    Ended(Ended, String),
     Shutdown,
 }
 
-fn options(config: &LinkConfig, broker: &BrokerAddr) -> MqttOptions {
-    let mut options = MqttOptions::new(&config.client_id, &broker.host, broker.port);
+fn options(config: &LinkConfig, broker: &BrokerAddr) -> Result<MqttOptions, String> {
+    let mut options = mqtt_options(&config.client_id, broker, &config.auth)
+        .map_err(|e| format!("credentials: {e}"))?;
     options.set_keep_alive(KEEP_ALIVE);
     // A persistent session keeps QoS 1 messages for us while we are away.
     options.set_clean_session(false);
@@ -252,19 +301,69 @@ fn options(config: &LinkConfig, broker: &BrokerAddr) -> MqttOptions {
         QoS::AtLeastOnce,
         true,
     ));
-    options
+    Ok(options)
+}
+
+/// Whether `broker` accepts a session now: a separate clean connection
+/// (its own client id, no will, nothing subscribed), closed at once.
+async fn probe(config: &LinkConfig, broker: &BrokerAddr) -> bool {
+    let Ok(mut options) =
+        mqtt_options(&format!("{}.probe", config.client_id), broker, &config.auth)
+    else {
+        return false;
+    };
+    options.set_clean_session(true);
+    let (client, mut eventloop) = AsyncClient::new(options, 1);
+    let connack = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    };
+    let up = tokio::time::timeout(PROBE_TIMEOUT, connack)
+        .await
+        .unwrap_or(false);
+    if up {
+        let _ = client.try_disconnect();
+        let flush = async { while eventloop.poll().await.is_ok() {} };
+        let _ = tokio::time::timeout(Duration::from_secs(1), flush).await;
+    }
+    up
+}
+
+/// Probes the brokers more preferred than `serving`, best first, and
+/// returns the first that accepts a session.
+async fn find_preferred(config: &LinkConfig, serving: usize) -> Option<usize> {
+    for index in Failover::preferred_to(serving) {
+        if probe(config, &config.brokers[index]).await {
+            return Some(index);
+        }
+    }
+    None
 }
 
 async fn session(
     config: &LinkConfig,
-    broker: &BrokerAddr,
+    index: usize,
     requests: &mut mpsc::UnboundedReceiver<Request>,
     events: &mpsc::UnboundedSender<LinkEvent>,
     retained: &mut BTreeMap<String, Vec<u8>>,
 ) -> SessionEnd {
-    let (client, mut eventloop) = AsyncClient::new(options(config, broker), 256);
+    let broker = &config.brokers[index];
+    let options = match options(config, broker) {
+        Ok(options) => options,
+        Err(reason) => return SessionEnd::Ended(Ended::NeverUp, reason),
+    };
+    let (client, mut eventloop) = AsyncClient::new(options, 256);
     let mut up = false;
     let mut acks = Acks::default();
+    // Probing starts once a session is up on a less preferred broker.
+    let mut next_probe = None;
+    let mut probing = None;
+    let ended = |how, reason: String| SessionEnd::Ended(how, reason);
     loop {
         tokio::select! {
             event = eventloop.poll() => match event {
@@ -278,12 +377,15 @@ async fn session(
                     // documents it re-delivers are recognised as known.
                     let filters = config.subscriptions.iter().map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
                     if let Err(e) = client.try_subscribe_many(filters) {
-                        return SessionEnd::Lost(format!("subscribe: {e}"));
+                        return ended(Ended::Lost, format!("subscribe: {e}"));
                     }
                     for (topic, payload) in std::mem::take(retained) {
                         if client.try_publish(topic, QoS::AtLeastOnce, true, payload).is_ok() {
                             acks.queued(None);
                         }
+                    }
+                    if index > 0 {
+                        next_probe = Some(tokio::time::Instant::now() + jittered(config.primary_retry));
                     }
                     let _ = events.send(LinkEvent::Connected { broker: broker.to_string() });
                 }
@@ -297,9 +399,27 @@ async fn session(
                     let _ = events.send(LinkEvent::Message { topic: publish.topic, payload: publish.payload.to_vec() });
                 }
                 Ok(_) => {}
-                Err(e) if up => return SessionEnd::Lost(e.to_string()),
-                Err(e) => return SessionEnd::NeverUp(e.to_string()),
+                Err(e) if up => return ended(Ended::Lost, e.to_string()),
+                Err(e) => return ended(Ended::NeverUp, e.to_string()),
             },
+            _ = sleep_until_opt(next_probe), if probing.is_none() => {
+                next_probe = None;
+                probing = Some(Box::pin(find_preferred(config, index)));
+            }
+            found = async { probing.as_mut().expect("guarded").await }, if probing.is_some() => {
+                probing = None;
+                match found {
+                    Some(preferred) => {
+                        let to = &config.brokers[preferred];
+                        tracing::info!(from = %broker, %to, "a preferred broker is back: moving");
+                        let _ = client.try_disconnect();
+                        let flush = async { while eventloop.poll().await.is_ok() {} };
+                        let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
+                        return ended(Ended::Preferred(preferred), format!("moving to {to}"));
+                    }
+                    None => next_probe = Some(tokio::time::Instant::now() + jittered(config.primary_retry)),
+                }
+            }
             request = requests.recv() => match request {
                 Some(Request::Publish { topic, payload, retain, ack }) => {
                     if !up {
@@ -330,6 +450,18 @@ async fn session(
     }
 }
 
+/// `period` give or take a quarter, so a fleet's probes spread out.
+fn jittered(period: Duration) -> Duration {
+    period.mul_f64(0.75 + rand::rng().random::<f64>() / 2.0)
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,11 +482,11 @@ mod tests {
     fn tries_every_broker_in_order_then_backs_off() {
         let mut f = Failover::new(3);
         assert_eq!(f.next_attempt(0.0), (0, Duration::ZERO));
-        f.failed();
+        f.ended(Ended::NeverUp);
         assert_eq!(f.next_attempt(0.0), (1, Duration::ZERO));
-        f.failed();
+        f.ended(Ended::NeverUp);
         assert_eq!(f.next_attempt(0.0), (2, Duration::ZERO));
-        f.failed();
+        f.ended(Ended::NeverUp);
         // A whole round failed: wait, at least half the base delay.
         let (broker, delay) = f.next_attempt(0.0);
         assert_eq!(broker, 0);
@@ -366,7 +498,7 @@ mod tests {
         let mut f = Failover::new(1);
         let mut last = Duration::ZERO;
         for _ in 0..20 {
-            f.failed();
+            f.ended(Ended::NeverUp);
             let (_, delay) = f.next_attempt(0.999);
             assert!(delay >= last, "{delay:?} < {last:?}");
             assert!(delay <= BACKOFF_CAP);
@@ -378,11 +510,26 @@ mod tests {
     #[test]
     fn a_lost_session_goes_back_to_the_primary_at_once() {
         let mut f = Failover::new(2);
-        f.failed();
-        f.failed();
-        f.failed();
+        f.ended(Ended::NeverUp);
+        f.ended(Ended::NeverUp);
+        f.ended(Ended::NeverUp);
         assert_eq!(f.next_attempt(0.5).0, 1);
-        f.lost();
+        f.ended(Ended::Lost);
         assert_eq!(f.next_attempt(0.5), (0, Duration::ZERO));
+    }
+
+    #[test]
+    fn a_preferred_broker_back_is_used_next_without_waiting() {
+        let mut f = Failover::new(3);
+        f.ended(Ended::NeverUp);
+        f.ended(Ended::NeverUp);
+        assert_eq!(f.next_attempt(0.5).0, 2);
+        assert_eq!(Failover::preferred_to(2), 0..2);
+        f.ended(Ended::Preferred(1));
+        assert_eq!(f.next_attempt(0.5), (1, Duration::ZERO));
+        assert!(
+            Failover::preferred_to(0).is_empty(),
+            "the primary probes nothing"
+        );
     }
 }

@@ -145,13 +145,26 @@ impl Agent {
             Err(e) => return tracing::error!(error = %e, "recording a command id"),
         }
         self.clock.observe_signed(command.issued_at);
-        let outcome = self.execute(&command);
-        let mut response = serde_json::json!({
+        let response = serde_json::json!({
             "id": command.id,
-            "ok": outcome.is_ok(),
             "action": command.action,
             "at": now,
         });
+        if command.action == "screenshot" {
+            return self.screenshot_later(&command, response);
+        }
+        let outcome = self.execute(&command);
+        self.answer(response, outcome);
+    }
+
+    /// Completes a command's response with its outcome and sends it through
+    /// the outbox. `Ok` carries fields to add to the response.
+    pub(super) fn answer(
+        &mut self,
+        mut response: serde_json::Value,
+        outcome: Result<serde_json::Value, String>,
+    ) {
+        response["ok"] = outcome.is_ok().into();
         match outcome {
             Ok(serde_json::Value::Object(extra)) => {
                 response.as_object_mut().expect("an object").extend(extra)
@@ -160,8 +173,36 @@ impl Agent {
             Err(error) => response["error"] = error.into(),
         }
         let json = serde_json::to_vec(&response).expect("responses always serialise");
-        self.link
-            .publish(self.topics.response(&self.config.device_id), json, false);
+        let topic = self.topics.response(&self.config.device_id);
+        self.queue(&topic, &json, false);
+    }
+
+    /// Encodes the thumbnail off the agent's task (it takes a fraction of a
+    /// second) and answers when it is done. `args.format`: `png` (default)
+    /// or `jpeg`.
+    fn screenshot_later(&mut self, command: &Command, response: serde_json::Value) {
+        let format = match command.args.get("format").and_then(|f| f.as_str()) {
+            None | Some("png") => ThumbnailFormat::Png,
+            Some("jpeg") => ThumbnailFormat::Jpeg,
+            Some(other) => {
+                return self.answer(response, Err(format!("args.format {other:?}: png or jpeg")));
+            }
+        };
+        let screenshots = self.renderer.screenshots();
+        let answers = self.answers_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            use base64::Engine;
+            let outcome = screenshots
+                .thumbnail(format)
+                .map(|image| {
+                    serde_json::json!({
+                        "media_type": format.media_type(),
+                        "image": base64::engine::general_purpose::STANDARD.encode(image),
+                    })
+                })
+                .map_err(|e| e.to_string());
+            let _ = answers.send((response, outcome));
+        });
     }
 
     /// Carries out a verified, first-seen command; `Ok` carries fields to
@@ -173,13 +214,10 @@ impl Agent {
                 self.publish_status();
                 done
             }
-            "screenshot" => {
-                use base64::Engine;
-                let shot = self.renderer.screenshot().map_err(|e| e.to_string())?;
-                Ok(serde_json::json!({
-                    "media_type": "image/jpeg",
-                    "image": base64::engine::general_purpose::STANDARD.encode(shot.jpeg_thumbnail),
-                }))
+            "purge_cache" => {
+                let (files, bytes) = self.cache.purge();
+                self.publish_status();
+                Ok(serde_json::json!({"purged_files": files, "purged_bytes": bytes}))
             }
             "reload" => {
                 // Start the programme again from its first item.

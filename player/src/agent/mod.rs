@@ -25,11 +25,12 @@ use crate::clock::TrustedClock;
 use crate::config::Config;
 use crate::display::Rotation;
 use crate::link::{Link, LinkConfig, LinkEvent};
+use crate::outbox::Outbox;
 use crate::overlay::{AlertOverlay, AlertStyle};
 use crate::power;
 use crate::render::{
     LiveState, MediaKind, PlayItem, RenderEvent, RenderSettings, Renderer, Screenshots,
-    StatusScreen,
+    StatusScreen, ThumbnailFormat,
 };
 use crate::report::{
     self, AssignmentStatus, Event, LiveStatus, PendingStatus, PlayingStatus, Status,
@@ -44,6 +45,10 @@ mod programme;
 
 /// Proof-of-play records per published batch.
 const PLAY_BATCH: usize = 100;
+
+/// Link acknowledgement tokens with this bit set are outbox sequence
+/// numbers; the others are proof-of-play batches.
+const OUTBOX_TOKEN: u64 = 1 << 63;
 
 /// What is on screen: the assignment and the playlist built from it.
 struct Active {
@@ -95,6 +100,8 @@ pub struct Agent {
     cache: Cache,
     renderer: Renderer,
     link: Link,
+    /// Events and command responses until a broker has them.
+    outbox: Outbox,
     status: Status,
     started: Instant,
     clock: TrustedClock,
@@ -123,6 +130,10 @@ pub struct Agent {
     link_events: mpsc::UnboundedReceiver<LinkEvent>,
     fetch_events: mpsc::UnboundedReceiver<FetchEvent>,
     render_events: mpsc::UnboundedReceiver<RenderEvent>,
+    /// Command responses finished off the agent's task (screenshots):
+    /// the response so far and the outcome.
+    answers_tx: mpsc::UnboundedSender<(serde_json::Value, Result<serde_json::Value, String>)>,
+    answers: mpsc::UnboundedReceiver<(serde_json::Value, Result<serde_json::Value, String>)>,
 }
 
 impl Agent {
@@ -133,6 +144,7 @@ impl Agent {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
         let store = Store::open(&config.data_dir.join("state.db"))?;
+        let outbox = Outbox::open(&config.data_dir.join("state.db"))?;
         let floor = store.time_floor()?;
         let clock = TrustedClock::new(floor);
         // Records left open by a crash or power cut end where the last
@@ -184,10 +196,13 @@ impl Agent {
                     topics.status(&config.device_id),
                     report::offline_will(&config.device_id),
                 ),
+                auth: config.mqtt.clone(),
+                primary_retry: Duration::from_secs(config.primary_retry_s),
             },
             link_tx,
         );
 
+        let (answers_tx, answers) = mpsc::unbounded_channel();
         let mut agent = Agent {
             status: Status::new(&config.device_id),
             config,
@@ -197,6 +212,7 @@ impl Agent {
             cache,
             renderer,
             link,
+            outbox,
             started: Instant::now(),
             floor_saved: clock.floor(),
             alarm: Alarm::new().context("creating the schedule alarm")?,
@@ -214,6 +230,8 @@ impl Agent {
             link_events,
             fetch_events,
             render_events,
+            answers_tx,
+            answers,
         };
         agent.load_stored_assignments();
         agent.load_stored_alert();
@@ -242,6 +260,7 @@ impl Agent {
                     self.on_cache(outcome);
                 }
                 Some(event) = self.render_events.recv() => self.on_render(event),
+                Some((response, outcome)) = self.answers.recv() => self.answer(response, outcome),
                 ring = self.alarm.ring() => {
                     if let Ok(Ring::ClockSet) = ring {
                         tracing::info!("the system clock was set: re-planning");
@@ -320,15 +339,45 @@ impl Agent {
                 self.status.broker = Some(broker);
                 self.show_status_screen();
                 self.plays_in_flight = None;
-                self.send_plays();
+                self.outbox.connection_lost();
                 self.publish_status();
+                self.send_plays();
+                self.send_outbox();
             }
             LinkEvent::Disconnected { .. } => {
                 self.status.broker = None;
                 self.show_status_screen();
-                // Unacknowledged records stay stored and go again.
+                // Unacknowledged records and messages stay stored and go
+                // again on the next connection.
                 self.plays_in_flight = None;
+                self.outbox.connection_lost();
                 self.publish_status();
+            }
+            LinkEvent::Unreachable { broker, reason } => {
+                // Kept in the status (and status.json, for the local admin)
+                // without queueing an event per retry.
+                let error = Event {
+                    at: Timestamp::now(),
+                    kind: "broker_unreachable",
+                    reason: None,
+                    detail: reason,
+                    subject: Some(broker),
+                };
+                let repeated = self.status.errors.last().is_some_and(|last| {
+                    (last.kind, &last.detail, &last.subject)
+                        == (error.kind, &error.detail, &error.subject)
+                });
+                if !repeated {
+                    self.status.record_error(error);
+                    self.publish_status();
+                }
+            }
+            LinkEvent::Acked { token } if token & OUTBOX_TOKEN != 0 => {
+                let seq = (token & !OUTBOX_TOKEN) as i64;
+                if let Err(e) = self.outbox.acked(seq) {
+                    tracing::error!(error = %e, "forgetting a delivered message");
+                }
+                self.send_outbox();
             }
             LinkEvent::Acked { token } => {
                 if let Some((sent, last)) = self.plays_in_flight
@@ -352,10 +401,35 @@ impl Agent {
 
     fn emit(&mut self, event: Event) {
         let json = serde_json::to_vec(&event).expect("events always serialise");
-        self.link
-            .publish(self.topics.events(&self.config.device_id), json, false);
+        let topic = self.topics.events(&self.config.device_id);
+        self.queue(&topic, &json, !event.is_error());
         if event.is_error() {
             self.status.record_error(event);
+        }
+    }
+
+    /// Sends `payload` through the durable outbox: kept until a broker
+    /// acknowledges it; `low_value` ones are dropped first when it is full.
+    fn queue(&mut self, topic: &str, payload: &[u8], low_value: bool) {
+        if let Err(e) = self.outbox.push(topic, payload, low_value) {
+            tracing::error!(error = %e, topic, "queueing a message");
+        }
+        self.send_outbox();
+    }
+
+    fn send_outbox(&mut self) {
+        if self.status.broker.is_none() {
+            return;
+        }
+        match self.outbox.next_batch() {
+            Ok(batch) => {
+                for message in batch {
+                    let token = OUTBOX_TOKEN | message.seq as u64;
+                    self.link
+                        .publish_acked(message.topic, message.payload, token);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "reading the outbox"),
         }
     }
 
@@ -377,7 +451,7 @@ impl Agent {
             tracing::error!(error = %e, "writing status.json");
         }
         self.link
-            .publish(self.topics.status(&self.config.device_id), json, true);
+            .publish_retained(self.topics.status(&self.config.device_id), json);
     }
 }
 

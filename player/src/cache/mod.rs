@@ -441,6 +441,23 @@ impl Cache {
             .collect())
     }
 
+    /// The `purge_cache` command: drops every verified file that nothing
+    /// active or pending uses (the pins), so what plays keeps playing.
+    /// Returns how many files and bytes were freed.
+    pub fn purge(&mut self) -> (u64, u64) {
+        let unpinned: Vec<(AssetId, u64)> = self
+            .present
+            .iter()
+            .filter(|(id, _)| !self.pins.contains(*id))
+            .map(|(id, size)| (id.clone(), *size))
+            .collect();
+        for (id, size) in &unpinned {
+            tracing::info!(asset = %id, size, "purging");
+            self.drop_present(id);
+        }
+        (unpinned.len() as u64, unpinned.iter().map(|(_, s)| s).sum())
+    }
+
     fn drop_present(&mut self, id: &AssetId) {
         // The row goes first: a crash in between leaves an orphan file,
         // which the start-up check re-hashes, never a row without a file.

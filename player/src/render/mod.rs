@@ -69,7 +69,7 @@ use tracing::{error, info};
 
 use crate::display::{DisplayConfig, Rotation, VideoSink};
 pub use crate::overlay::{AlertOverlay, AlertStyle, OverlayConfig, StatusScreen};
-pub use screenshot::Screenshot;
+pub use screenshot::{Screenshot, ThumbnailFormat};
 
 use control::Control;
 use output::Output;
@@ -181,10 +181,19 @@ pub struct Screenshots {
 impl Screenshots {
     /// See [`Renderer::screenshot`].
     pub fn take(&self) -> Result<Screenshot, RenderError> {
-        let frame = lock(&self.last_frame).clone().ok_or(RenderError::NoFrame(
+        Screenshot::of(&self.last_frame()?)
+    }
+
+    /// The last frame, reduced to fit a command response (≤ 512 KiB).
+    /// Blocking (a fraction of a second): call it off the async threads.
+    pub fn thumbnail(&self, format: ThumbnailFormat) -> Result<Vec<u8>, RenderError> {
+        screenshot::thumbnail(&self.last_frame()?, format)
+    }
+
+    fn last_frame(&self) -> Result<gst::Sample, RenderError> {
+        lock(&self.last_frame).clone().ok_or(RenderError::NoFrame(
             "nothing was shown yet, or the display is off",
-        ))?;
-        Screenshot::of(&frame)
+        ))
     }
 }
 

@@ -1,5 +1,5 @@
 //! Screenshots: the last frame that reached the sink, encoded as a PNG and
-//! as a small JPEG thumbnail (DESIGN.md §6: at most 512 KiB).
+//! as reduced PNG or JPEG thumbnails (DESIGN.md §6: at most 512 KiB).
 //!
 //! Where the sink blends the overlays itself (GPU sinks), the frame carries
 //! them as a composition meta; they are blended into a copy here, so the
@@ -23,34 +23,60 @@ pub struct Screenshot {
     pub jpeg_thumbnail: Vec<u8>,
 }
 
+/// What a reduced screenshot is encoded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThumbnailFormat {
+    Png,
+    Jpeg,
+}
+
+impl ThumbnailFormat {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            ThumbnailFormat::Png => "image/png",
+            ThumbnailFormat::Jpeg => "image/jpeg",
+        }
+    }
+}
+
 impl Screenshot {
     pub(super) fn of(frame: &gst::Sample) -> Result<Screenshot, RenderError> {
         let frame = with_overlays(frame)?;
-        let png = encode(&frame, gst::Caps::builder("image/png").build())?;
-        let (width, height) = size(&frame)?;
-        for &thumb_width in THUMBNAIL_WIDTHS {
-            let thumb_width = thumb_width.min(width);
-            // Even sizes keep every encoder's chroma subsampling happy.
-            let thumb_height =
-                ((u64::from(height) * u64::from(thumb_width) / u64::from(width)) as u32 & !1)
-                    .max(2);
-            let caps = gst::Caps::builder("image/jpeg")
-                .field("width", thumb_width as i32)
-                .field("height", thumb_height as i32)
-                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                .build();
-            let jpeg_thumbnail = encode(&frame, caps)?;
-            if jpeg_thumbnail.len() <= MAX_THUMBNAIL_BYTES {
-                return Ok(Screenshot {
-                    png,
-                    jpeg_thumbnail,
-                });
-            }
-        }
-        Err(RenderError::Encode(
-            "the thumbnail does not fit in 512 KiB".into(),
-        ))
+        Ok(Screenshot {
+            png: encode(&frame, gst::Caps::builder("image/png").build())?,
+            jpeg_thumbnail: reduced(&frame, ThumbnailFormat::Jpeg)?,
+        })
     }
+}
+
+/// The frame, overlays included, reduced until it fits a command response.
+pub(super) fn thumbnail(
+    frame: &gst::Sample,
+    format: ThumbnailFormat,
+) -> Result<Vec<u8>, RenderError> {
+    reduced(&with_overlays(frame)?, format)
+}
+
+fn reduced(frame: &gst::Sample, format: ThumbnailFormat) -> Result<Vec<u8>, RenderError> {
+    let (width, height) = size(frame)?;
+    for &thumb_width in THUMBNAIL_WIDTHS {
+        let thumb_width = thumb_width.min(width);
+        // Even sizes keep every encoder's chroma subsampling happy.
+        let thumb_height =
+            ((u64::from(height) * u64::from(thumb_width) / u64::from(width)) as u32 & !1).max(2);
+        let caps = gst::Caps::builder(format.media_type())
+            .field("width", thumb_width as i32)
+            .field("height", thumb_height as i32)
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build();
+        let thumbnail = encode(frame, caps)?;
+        if thumbnail.len() <= MAX_THUMBNAIL_BYTES {
+            return Ok(thumbnail);
+        }
+    }
+    Err(RenderError::Encode(
+        "the thumbnail does not fit in 512 KiB".into(),
+    ))
 }
 
 fn size(frame: &gst::Sample) -> Result<(u32, u32), RenderError> {
