@@ -19,6 +19,8 @@ pub mod power;
 pub mod render;
 pub mod report;
 pub mod schedule;
+pub mod simulate;
 pub mod store;
 pub mod tls;
 pub mod trust;
+pub mod watchdog;

@@ -7,6 +7,7 @@ use clap::Parser;
 use phare_player::agent::Agent;
 use phare_player::config::Config;
 use phare_player::render::Screenshots;
+use phare_player::watchdog::{self, Heartbeat};
 
 /// The Phare signage player: plays signed playlists from its local cache
 /// and follows its fleet over MQTT. Opens no listening socket.
@@ -20,6 +21,11 @@ struct Args {
     /// whenever the process gets SIGUSR1 (overrides `display.screenshot_dir`).
     #[arg(long)]
     screenshot_dir: Option<PathBuf>,
+    /// Run this many simulated devices instead (no screen; ids
+    /// `<device_id>-00000`…, data under `<data_dir>/<id>/`): load for a
+    /// broker and an origin, as the `fleet` benchmark does.
+    #[arg(long, value_name = "DEVICES")]
+    simulate: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,12 +45,29 @@ fn main() -> anyhow::Result<()> {
     // One TLS crypto provider for the whole process: ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    if let Some(devices) = args.simulate {
+        return runtime.block_on(phare_player::simulate::run(
+            config,
+            devices,
+            shutdown_signal(),
+        ));
+    }
     runtime.block_on(async {
         let agent = Agent::start(config)?;
         if let Some(dir) = screenshot_dir {
             tokio::spawn(screenshot_on_signal(agent.screenshots(), dir));
         }
-        agent.run(shutdown_signal()).await;
+        // Playing from cache from here on: systemd may consider us started.
+        let heartbeat = Heartbeat::from_env();
+        if let Some(period) = heartbeat.period() {
+            tracing::info!(?period, "pinging the systemd watchdog from the agent loop");
+        }
+        watchdog::ready();
+        let shutdown = async {
+            shutdown_signal().await;
+            watchdog::stopping();
+        };
+        agent.run(shutdown, heartbeat).await;
         anyhow::Ok(())
     })
 }

@@ -4,21 +4,23 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
-use phare_protocol::broker::parse_broker;
 use phare_protocol::topics::Topics;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{Event, Packet, QoS, SubscribeReasonCode};
 use serde_json::Value;
+
+use crate::connect::{Endpoint, disconnect};
 
 /// Collects the retained status of every device under `topics`: the
 /// broker sends them right after the subscription; collection ends once
 /// none arrived for `quiet`.
-pub async fn collect(broker: &str, topics: &Topics, quiet: Duration) -> anyhow::Result<Vec<Value>> {
-    let addr = parse_broker(broker).map_err(anyhow::Error::msg)?;
-    let client_id = format!("phare-fleet-{}", std::process::id());
-    let mut options = MqttOptions::new(client_id, addr.host, addr.port);
-    options.set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024);
-    let (client, mut eventloop) = AsyncClient::new(options, 64);
+pub async fn collect(
+    broker: impl Into<Endpoint>,
+    topics: &Topics,
+    quiet: Duration,
+) -> anyhow::Result<Vec<Value>> {
+    let broker: Endpoint = broker.into();
+    let url = &broker.url;
+    let (client, mut eventloop) = broker.connect(broker.options("fleet")?).await?;
     let filter = topics.status("+");
     client.subscribe(&filter, QoS::AtLeastOnce).await?;
     let mut statuses = Vec::new();
@@ -31,11 +33,19 @@ pub async fn collect(broker: &str, topics: &Topics, quiet: Duration) -> anyhow::
         };
         let event = match tokio::time::timeout(wait, eventloop.poll()).await {
             Err(_) if subscribed => break,
-            Err(_) => anyhow::bail!("{broker} did not confirm the subscription within 10 s"),
-            Ok(event) => event.with_context(|| format!("reading from {broker}"))?,
+            Err(_) => anyhow::bail!("{url} did not confirm the subscription within 10 s"),
+            Ok(event) => event.map_err(|e| broker.explain(e))?,
         };
         match event {
-            Event::Incoming(Packet::SubAck(_)) => subscribed = true,
+            Event::Incoming(Packet::SubAck(ack)) => {
+                anyhow::ensure!(
+                    ack.return_codes
+                        .iter()
+                        .all(|c| matches!(c, SubscribeReasonCode::Success(_))),
+                    "{url} refused the subscription to {filter}: not authorised"
+                );
+                subscribed = true;
+            }
             Event::Incoming(Packet::Publish(p)) if p.retain => {
                 if let Ok(status) = serde_json::from_slice::<Value>(&p.payload) {
                     statuses.push(status);
@@ -44,13 +54,15 @@ pub async fn collect(broker: &str, topics: &Topics, quiet: Duration) -> anyhow::
             _ => {}
         }
     }
-    let _ = client.disconnect().await;
+    disconnect(&client, &mut eventloop).await;
     statuses.sort_by(|a, b| a["device"].as_str().cmp(&b["device"].as_str()));
     Ok(statuses)
 }
 
+const COLUMNS: usize = 7;
+
 /// One line per device, in the table's columns.
-pub fn row(status: &Value) -> [String; 6] {
+pub fn row(status: &Value) -> [String; COLUMNS] {
     let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
     let assignment = &status["assignment"];
     let version = match assignment["version"].as_u64() {
@@ -92,6 +104,7 @@ pub fn row(status: &Value) -> [String; 6] {
             "no"
         }
         .into(),
+        text(&status["broker"]),
         version,
         pending,
         playing,
@@ -106,13 +119,13 @@ pub fn row(status: &Value) -> [String; 6] {
 /// The table `phare fleet status` prints.
 pub fn table(statuses: &[Value]) -> String {
     let header = [
-        "DEVICE", "ONLINE", "VERSION", "PENDING", "PLAYING", "ERRORS",
+        "DEVICE", "ONLINE", "BROKER", "VERSION", "PENDING", "PLAYING", "ERRORS",
     ]
     .map(String::from);
-    let rows: Vec<[String; 6]> = std::iter::once(header)
+    let rows: Vec<[String; COLUMNS]> = std::iter::once(header)
         .chain(statuses.iter().map(row))
         .collect();
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..COLUMNS)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -155,7 +168,7 @@ mod tests {
                 "pending_assignment": null,
                 "playing": {"playlist": "main", "item": 1}, "errors": []}),
             serde_json::json!({"device": "lobby-1", "online": false,
-                "assignment": {"version": 1, "stale": true},
+                "broker": "mqtts://broker-b:8883", "assignment": {"version": 1, "stale": true},
                 "pending_assignment": {"version": 2, "assets_missing": 2, "bytes_missing": 3_145_728},
                 "playing": null,
                 "errors": [{"kind": "download_failed", "reason": "timeout"},
@@ -167,6 +180,7 @@ mod tests {
             [
                 "lobby-1",
                 "no",
+                "mqtts://broker-b:8883",
                 "1 (stale)",
                 "v2: 2 assets, 3.0 MiB missing",
                 "-",

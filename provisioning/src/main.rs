@@ -9,8 +9,15 @@ use phare_protocol::envelope::payload_type;
 use phare_protocol::{Envelope, RoleName};
 use phare_provisioning::{asset, demo, fleet, keys, pop, publish};
 
+use cli::broker::BrokerCommand;
+use cli::device::DeviceCommand;
+use cli::flags::BrokerAuth;
+
+mod cli;
+
 /// Operate a fleet of Phare screens: keys, signed documents, publishing,
-/// and a self-contained demo.
+/// the fleet's certificates and broker, device enrolment and commands, and
+/// a self-contained demo.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
@@ -51,9 +58,15 @@ enum Command {
     /// Publish signed envelopes on the topics their documents name (retained,
     /// except commands, which are used once).
     Publish {
-        /// Broker URL (mqtt://host:port); repeat to publish to every broker.
+        /// Broker URL (mqtt:// or mqtts://host:port); repeat to publish to
+        /// every broker.
         #[arg(long = "broker", required = true)]
         brokers: Vec<String>,
+        /// The keyring whose TLS files authenticate to mqtts:// brokers.
+        #[arg(long, default_value = "keys")]
+        keyring: PathBuf,
+        #[command(flatten)]
+        auth: BrokerAuth,
         /// Topic prefix, if the fleet does not use `phare/<fleet>/`.
         #[arg(long)]
         prefix: Option<String>,
@@ -85,20 +98,34 @@ enum Command {
     /// Watch the fleet's screens.
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// Enrol screens and send them signed commands.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Set up the fleet's MQTT broker (Mosquitto).
+    #[command(subcommand)]
+    Broker(BrokerCommand),
 }
 
 #[derive(Subcommand)]
 enum FleetCommand {
-    /// One line per screen from its retained status: online, assignment
-    /// version, pending content (assets and bytes missing), what plays,
-    /// recent errors.
+    /// One line per screen from its retained status: online, the broker it
+    /// uses, assignment version, pending content (assets and bytes
+    /// missing), what plays, recent errors.
     Status {
-        /// Broker URL (mqtt://host:port).
+        /// Broker URL (mqtt:// or mqtts://host:port).
         #[arg(long)]
         broker: String,
-        /// The fleet name.
+        /// The fleet name (default: the keyring's).
         #[arg(long)]
-        fleet: String,
+        fleet: Option<String>,
+        /// The keyring: the fleet's name and TLS files.
+        #[arg(long, default_value = "keys")]
+        keyring: PathBuf,
+        #[command(flatten)]
+        auth: BrokerAuth,
+        /// Print the statuses as a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
         /// Topic prefix, if the fleet does not use `phare/<fleet>/`.
         #[arg(long)]
         prefix: Option<String>,
@@ -119,6 +146,8 @@ enum AlertCommand {
         /// Broker URL; repeat to publish to every broker.
         #[arg(long = "broker", required = true)]
         brokers: Vec<String>,
+        #[command(flatten)]
+        auth: BrokerAuth,
         /// The text shown.
         #[arg(long)]
         message: String,
@@ -137,22 +166,35 @@ enum AlertCommand {
     },
     /// Clear the current alert (a newer version with `active: false`).
     Clear {
+        /// The keyring holding a publisher key.
         #[arg(long, default_value = "keys")]
         keyring: PathBuf,
+        /// Broker URL; repeat to publish to every broker.
         #[arg(long = "broker", required = true)]
         brokers: Vec<String>,
+        #[command(flatten)]
+        auth: BrokerAuth,
     },
 }
 
+// Parsed once at start-up: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum PopCommand {
     /// Subscribe durably and store every proof-of-play record in SQLite,
     /// each exactly once, until Ctrl-C.
     Collect {
+        /// Broker URL (mqtt:// or mqtts://host:port).
         #[arg(long)]
         broker: String,
+        /// The fleet name (default: the keyring's).
         #[arg(long)]
-        fleet: String,
+        fleet: Option<String>,
+        /// The keyring: the fleet's name and TLS files.
+        #[arg(long, default_value = "keys")]
+        keyring: PathBuf,
+        #[command(flatten)]
+        auth: BrokerAuth,
         /// The collector's database.
         #[arg(long, default_value = "pop.db")]
         db: PathBuf,
@@ -263,6 +305,18 @@ fn document_kind(payload: &[u8], expected: Option<&str>) -> anyhow::Result<Strin
     Ok(kind.to_string())
 }
 
+/// The fleet named on the command line, else the keyring's.
+fn fleet_name(given: Option<String>, keyring: &std::path::Path) -> anyhow::Result<String> {
+    match given {
+        Some(fleet) => Ok(fleet),
+        None => Ok(keys::Keyring::open(keyring)
+            .context("give --fleet, or --keyring to read it from")?
+            .root()
+            .fleet
+            .clone()),
+    }
+}
+
 fn role_named(name: &str) -> anyhow::Result<RoleName> {
     Ok(match name {
         "root" => RoleName::Root,
@@ -296,10 +350,11 @@ fn report_root(written: keys::RootWritten) {
 }
 
 async fn alert_command(command: AlertCommand) -> anyhow::Result<()> {
-    let (keyring, brokers, document) = match command {
+    let (keyring_dir, ring, brokers, auth, document) = match command {
         AlertCommand::Send {
             keyring,
             brokers,
+            auth,
             message,
             style,
             targets,
@@ -319,9 +374,13 @@ async fn alert_command(command: AlertCommand) -> anyhow::Result<()> {
             if let Some(asset) = asset {
                 alert["asset"] = asset.into();
             }
-            (ring, brokers, alert)
+            (keyring, ring, brokers, auth, alert)
         }
-        AlertCommand::Clear { keyring, brokers } => {
+        AlertCommand::Clear {
+            keyring,
+            brokers,
+            auth,
+        } => {
             let ring = keys::Keyring::open(&keyring)?;
             let now = jiff::Timestamp::now();
             let clear = serde_json::json!({
@@ -329,15 +388,15 @@ async fn alert_command(command: AlertCommand) -> anyhow::Result<()> {
                 "issued_at": now, "expires_at": now.checked_add(jiff::SignedDuration::from_hours(24))?,
                 "active": false, "message": "",
             });
-            (ring, brokers, clear)
+            (keyring, ring, brokers, auth, clear)
         }
     };
     // Versions are milliseconds since the epoch: always newer than the last.
-    let envelope = keyring.sign("alert", &document)?;
+    let envelope = ring.sign("alert", &document)?;
     let route = publish::route_for(&envelope, None)?;
     for broker in &brokers {
         publish::publish(
-            broker,
+            &auth.endpoint(broker, &keyring_dir),
             &route.topic,
             envelope.to_json().into_bytes(),
             route.retain,
@@ -477,6 +536,8 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Publish {
             brokers,
+            keyring,
+            auth,
             prefix,
             envelopes,
         } => {
@@ -486,7 +547,9 @@ fn main() -> anyhow::Result<()> {
                 let route = publish::route_for(&Envelope::from_slice(&bytes)?, prefix.as_deref())?;
                 runtime.block_on(async {
                     for broker in &brokers {
-                        publish::publish(broker, &route.topic, bytes.clone(), route.retain).await?;
+                        let endpoint = auth.endpoint(broker, &keyring);
+                        publish::publish(&endpoint, &route.topic, bytes.clone(), route.retain)
+                            .await?;
                         println!(
                             "published {} to {broker} {}",
                             envelope.display(),
@@ -510,9 +573,12 @@ fn main() -> anyhow::Result<()> {
         Command::Pop(PopCommand::Collect {
             broker,
             fleet,
+            keyring,
+            auth,
             db,
             duration_s,
         }) => runtime.block_on(async {
+            let fleet = fleet_name(fleet, &keyring)?;
             let stop = async {
                 match duration_s {
                     Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
@@ -525,7 +591,8 @@ fn main() -> anyhow::Result<()> {
                 "collecting proof of play of fleet {fleet:?} into {}",
                 db.display()
             );
-            pop::collect(&broker, &fleet, &db, stop, |topic, new| {
+            let endpoint = auth.endpoint(&broker, &keyring);
+            pop::collect(&endpoint, &fleet, &db, stop, |topic, new| {
                 println!("{topic}: {new} new records")
             })
             .await
@@ -546,18 +613,28 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Fleet(FleetCommand::Status {
             broker,
-            fleet: name,
+            fleet,
+            keyring,
+            auth,
+            json,
             prefix,
             quiet_ms,
         }) => {
             let topics = match prefix {
                 Some(prefix) => phare_protocol::topics::Topics::new(&prefix),
-                None => phare_protocol::topics::Topics::for_fleet(&name),
+                None => phare_protocol::topics::Topics::for_fleet(&fleet_name(fleet, &keyring)?),
             };
             let quiet = Duration::from_millis(quiet_ms);
-            let statuses = runtime.block_on(fleet::collect(&broker, &topics, quiet))?;
-            print!("{}", fleet::table(&statuses));
+            let endpoint = auth.endpoint(&broker, &keyring);
+            let statuses = runtime.block_on(fleet::collect(&endpoint, &topics, quiet))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&statuses)?);
+            } else {
+                print!("{}", fleet::table(&statuses));
+            }
         }
+        Command::Device(command) => runtime.block_on(cli::device::run(command))?,
+        Command::Broker(command) => cli::broker::run(command)?,
     }
     Ok(())
 }

@@ -10,10 +10,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use phare_protocol::broker::parse_broker;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use phare_protocol::topics::Topics;
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use rusqlite::{Connection, params};
 use serde::Deserialize;
+
+use crate::connect::{Endpoint, disconnect};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS plays (
@@ -159,23 +161,22 @@ impl PlayLog {
 /// Collects proof of play for a fleet into `db` until `stop` resolves.
 /// `on_batch` is told how many new records each batch brought.
 pub async fn collect(
-    broker: &str,
+    broker: impl Into<Endpoint>,
     fleet: &str,
     db: &Path,
     stop: impl std::future::Future<Output = ()>,
     mut on_batch: impl FnMut(&str, usize),
 ) -> anyhow::Result<()> {
-    let addr = parse_broker(broker).map_err(anyhow::Error::msg)?;
+    let broker: Endpoint = broker.into();
     let mut log = PlayLog::open(db)?;
     // A fixed client id and a persistent session: batches published while
     // the collector is away are kept for it by the broker.
-    let mut options = MqttOptions::new(format!("phare-pop-{fleet}"), addr.host, addr.port);
+    let mut options = broker.options_as(&format!("phare-pop-{fleet}"))?;
     options.set_clean_session(false);
     options.set_manual_acks(true);
     options.set_keep_alive(Duration::from_secs(15));
-    options.set_max_packet_size(4 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(options, 64);
-    let filter = format!("phare/{fleet}/device/+/pop");
+    let filter = Topics::for_fleet(fleet).pop("+");
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -193,13 +194,13 @@ pub async fn collect(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(%broker, error = %e, "broker unreachable; retrying");
+                    tracing::warn!("{}; retrying", broker.explain(e));
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             },
         }
     }
-    let _ = client.disconnect().await;
+    disconnect(&client, &mut eventloop).await;
     Ok(())
 }
 

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use phare_protocol::Envelope;
-use phare_protocol::broker::parse_broker;
 use phare_protocol::topics::Topics;
-use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{Event, Packet, QoS};
+
+use crate::connect::{Endpoint, disconnect};
 
 /// Where an envelope goes: its topic, and whether the broker retains it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,43 +70,23 @@ pub fn route_for(envelope: &Envelope, prefix: Option<&str>) -> anyhow::Result<Ro
 
 /// Publishes `payload` with QoS 1 and waits for the broker's ack.
 pub async fn publish(
-    broker: &str,
+    broker: impl Into<Endpoint>,
     topic: &str,
     payload: Vec<u8>,
     retain: bool,
 ) -> anyhow::Result<()> {
-    let addr = parse_broker(broker).map_err(anyhow::Error::msg)?;
-    // Unique per connection: two publishes from one process must not take
-    // over each other's session.
-    static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let client_id = format!("phare-op-{}-{n}", std::process::id());
-    let mut options = MqttOptions::new(client_id, addr.host, addr.port);
-    options.set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024);
-    let (client, mut eventloop) = AsyncClient::new(options, 8);
+    let broker: Endpoint = broker.into();
+    let url = &broker.url;
+    let (client, mut eventloop) = broker.connect(broker.options("op")?).await?;
     client
         .publish(topic, QoS::AtLeastOnce, retain, payload)
         .await?;
-    let acked = async {
-        loop {
-            if let Event::Incoming(Packet::PubAck(_)) = eventloop.poll().await? {
-                return anyhow::Ok(());
-            }
-        }
-    };
+    let acked = broker.poll_until(&mut eventloop, |event| {
+        matches!(event, Event::Incoming(Packet::PubAck(_)))
+    });
     tokio::time::timeout(Duration::from_secs(10), acked)
         .await
-        .with_context(|| format!("no acknowledgement from {broker} within 10 s"))?
-        .with_context(|| format!("publishing to {broker}"))?;
-    // Acknowledged: the job is done. Leave politely, but a broker that
-    // closes first is no failure.
-    let _ = client.disconnect().await;
-    let goodbye = async {
-        while !matches!(
-            eventloop.poll().await,
-            Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)
-        ) {}
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+        .with_context(|| format!("no acknowledgement from {url} within 10 s"))??;
+    disconnect(&client, &mut eventloop).await;
     Ok(())
 }

@@ -257,15 +257,24 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub async fn new(broker: &Mosquitto, filter: &str) -> Subscriber {
-        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut options = MqttOptions::new(
-            format!("test-sub-{}-{n}", std::process::id()),
-            "127.0.0.1",
-            broker.port,
-        );
+        let id = format!("test-sub-{}-{n}", std::process::id());
+        Subscriber::connect(broker, filter, &id, true).await
+    }
+
+    /// A subscriber with a persistent session that reconnects by itself:
+    /// on a persistent broker it gets what was published while it, or the
+    /// broker, was away.
+    pub async fn durable(broker: &Mosquitto, filter: &str, client_id: &str) -> Subscriber {
+        Subscriber::connect(broker, filter, client_id, false).await
+    }
+
+    async fn connect(broker: &Mosquitto, filter: &str, id: &str, clean: bool) -> Subscriber {
+        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+        let mut options = MqttOptions::new(id, "127.0.0.1", broker.port);
         options.set_max_packet_size(4 << 20, 4 << 20);
+        options.set_clean_session(clean);
         let (client, mut eventloop) = AsyncClient::new(options, 16);
         client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
         // Return only once the subscription is in place.
@@ -277,9 +286,15 @@ impl Subscriber {
         let sink = messages.clone();
         let task = tokio::spawn(async move {
             let _client = client;
-            while let Ok(event) = eventloop.poll().await {
-                if let Event::Incoming(Packet::Publish(p)) = event {
-                    sink.lock().unwrap().push(p.payload.to_vec());
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        sink.lock().unwrap().push(p.payload.to_vec())
+                    }
+                    Ok(_) => {}
+                    // Polling again reconnects, resuming a persistent session.
+                    Err(_) if !clean => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(_) => break,
                 }
             }
         });
@@ -479,7 +494,7 @@ impl Drop for Player {
 }
 
 /// The `phare-player` binary of this build (target/<profile>/phare-player).
-fn player_binary() -> PathBuf {
+pub fn player_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<test> -> target/<profile>/phare-player
     let path = exe
@@ -608,4 +623,61 @@ pub fn write_bench_report(name: &str, report: &Value) {
         serde_json::to_string_pretty(report).unwrap(),
     )
     .unwrap();
+}
+
+impl Mosquitto {
+    /// A broker run from a config of the test's own: `config(port, dir)`
+    /// returns its text, given a free loopback port and this broker's
+    /// private directory. A broker that does not start fails the test with
+    /// its log. (`restart` would put the default config back: not for this
+    /// broker.)
+    pub fn start_with_config(config: impl FnOnce(u16, &Path) -> String) -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let path = dir.path().join("custom.conf");
+        std::fs::write(&path, config(port, dir.path())).unwrap();
+        let log_path = dir.path().join("mosquitto.log");
+        let mut child = Command::new(mosquitto_binary())
+            .arg("-c")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("mosquitto must be installed (make test installs it)");
+        let deadline = Instant::now() + TIMEOUT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("mosquitto stopped ({status}):\n{}", log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not listen:\n{}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Mosquitto {
+            port,
+            dir,
+            child: Some(child),
+            persistent: false,
+        }
+    }
+}
+
+impl Player {
+    /// Starts the player from a config file of the test's own (e.g. a
+    /// `phare device add` bundle), whose `data_dir` is `data_dir`. Its log
+    /// goes beside the config.
+    pub fn start_from(config: &Path, data_dir: &Path) -> Player {
+        let mut player = Player {
+            data_dir: data_dir.to_path_buf(),
+            config: config.to_path_buf(),
+            log: config.with_file_name("player.log"),
+            child: None,
+        };
+        player.restart();
+        player
+    }
 }

@@ -140,6 +140,17 @@ impl Agent {
     /// Opens the state, starts the renderer and begins playing from the
     /// cache, then starts the network side. Must run inside a Tokio runtime.
     pub fn start(config: Config) -> anyhow::Result<Agent> {
+        Agent::start_on(config, false)
+    }
+
+    /// A device with everything but the screen (see
+    /// [`Renderer::simulated`]): what `phare-player --simulate` runs many
+    /// of, to load a broker and an origin like a fleet would.
+    pub fn start_simulated(config: Config) -> anyhow::Result<Agent> {
+        Agent::start_on(config, true)
+    }
+
+    fn start_on(config: Config, simulated: bool) -> anyhow::Result<Agent> {
         use anyhow::Context;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
@@ -162,15 +173,19 @@ impl Agent {
         let topics = config.topics();
 
         let (render_tx, render_events) = mpsc::unbounded_channel();
-        let renderer = Renderer::start(
-            RenderSettings {
-                sink: config.video_sink,
-                display: config.display.clone(),
-                overlay: config.overlay.clone(),
-                status: status_screen(&config, None),
-            },
-            render_tx,
-        )?;
+        let renderer = if simulated {
+            Renderer::simulated(render_tx)
+        } else {
+            Renderer::start(
+                RenderSettings {
+                    sink: config.video_sink,
+                    display: config.display.clone(),
+                    overlay: config.overlay.clone(),
+                    status: status_screen(&config, None),
+                },
+                render_tx,
+            )?
+        };
         let (fetch_tx, fetch_events) = mpsc::unbounded_channel();
         let origins = config
             .origins
@@ -241,8 +256,14 @@ impl Agent {
     }
 
     /// Runs until `shutdown` resolves, then stops cleanly: the renderer
-    /// stops and the broker is told we went offline on purpose.
-    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+    /// stops and the broker is told we went offline on purpose. The loop
+    /// itself answers `heartbeat` (the systemd watchdog): a hung loop
+    /// stops the beats and gets the player restarted.
+    pub async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+        mut heartbeat: crate::watchdog::Heartbeat,
+    ) {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(Duration::from_secs(self.config.status_interval_s));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -269,6 +290,7 @@ impl Agent {
                     self.publish_status();
                 }
                 _ = tick.tick() => self.publish_status(),
+                _ = heartbeat.tick() => heartbeat.beat(),
             }
         }
         tracing::info!("shutting down");

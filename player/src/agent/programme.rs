@@ -45,8 +45,12 @@ impl Agent {
             a.assignment.target == wanted.target && a.assignment.version == wanted.version
         });
         let missing = self.missing_assets(&wanted);
+        if missing.is_empty() && !is_active {
+            self.activate(wanted.clone());
+        }
         // Never evicted: what plays, what is to play next, and so their
-        // fallbacks, all of which are among their assets.
+        // fallbacks, all of which are among their assets. Computed after a
+        // possible activation, so that what was replaced is no longer held.
         let pins: BTreeSet<AssetId> = self
             .active
             .iter()
@@ -55,12 +59,9 @@ impl Agent {
             .flat_map(|a| a.required_assets().map(|(id, _)| id.clone()))
             .collect();
         let subject = format!("{} version {}", wanted.target, wanted.version);
-        let outcome = self.cache.want(&subject, missing.clone(), pins);
+        let outcome = self.cache.want(&subject, missing, pins);
         for event in outcome.events {
             self.emit(event);
-        }
-        if missing.is_empty() && !is_active {
-            self.activate(wanted);
         }
     }
 

@@ -164,11 +164,24 @@ pub struct RenderSettings {
 
 /// Plays playlists on the persistent output; see the module docs.
 pub struct Renderer {
-    commands: mpsc::Sender<Msg>,
-    thread: Option<JoinHandle<()>>,
+    backend: Backend,
     /// Read by the overlay at every frame.
     alert: Arc<Mutex<Option<AlertOverlay>>>,
     screenshots: Screenshots,
+}
+
+enum Backend {
+    /// The control thread driving the GStreamer output.
+    Output {
+        commands: mpsc::Sender<Msg>,
+        thread: Option<JoinHandle<()>>,
+    },
+    /// No output at all: a simulated device (`phare-player --simulate`)
+    /// runs the real link, trust and cache code, and an item "starts" as
+    /// soon as it is asked for.
+    Simulated {
+        events: UnboundedSender<RenderEvent>,
+    },
 }
 
 /// Takes screenshots of a renderer from any thread; cheap to clone.
@@ -244,11 +257,25 @@ impl Renderer {
             .spawn(move || control.run(rx))?;
         info!("renderer started");
         Ok(Renderer {
-            commands,
-            thread: Some(thread),
+            backend: Backend::Output {
+                commands,
+                thread: Some(thread),
+            },
             alert,
             screenshots: Screenshots { last_frame },
         })
+    }
+
+    /// A renderer that shows nothing (see [`Backend::Simulated`]); it
+    /// takes no screenshot.
+    pub fn simulated(events: UnboundedSender<RenderEvent>) -> Renderer {
+        Renderer {
+            backend: Backend::Simulated { events },
+            alert: Arc::new(Mutex::new(None)),
+            screenshots: Screenshots {
+                last_frame: Arc::new(Mutex::new(None)),
+            },
+        }
     }
 
     /// Replace what plays: loop over `items` forever, starting at items[0].
@@ -308,17 +335,30 @@ impl Renderer {
     }
 
     fn send(&self, msg: Msg) {
-        if self.commands.send(msg).is_err() {
-            error!("render thread is gone; command ignored");
+        match (&self.backend, msg) {
+            (Backend::Output { commands, .. }, msg) => {
+                if commands.send(msg).is_err() {
+                    error!("render thread is gone; command ignored");
+                }
+            }
+            (Backend::Simulated { events }, Msg::Play(items)) => {
+                if let Some(first) = items.first() {
+                    let _ = events.send(RenderEvent::ItemStarted { index: first.index });
+                }
+            }
+            (Backend::Simulated { .. }, _) => {}
         }
     }
 }
 
 impl Drop for Renderer {
     fn drop(&mut self) {
+        let Backend::Output { commands, thread } = &mut self.backend else {
+            return;
+        };
         // The control thread may already be gone (panic); joining reports it.
-        let _ = self.commands.send(Msg::Shutdown);
-        if let Some(thread) = self.thread.take()
+        let _ = commands.send(Msg::Shutdown);
+        if let Some(thread) = thread.take()
             && thread.join().is_err()
         {
             error!("render thread panicked");

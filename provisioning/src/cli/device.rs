@@ -1,0 +1,213 @@
+//! `phare device …`: enrol a screen, and send it signed commands.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use phare_protocol::topics::Topics;
+use phare_provisioning::command::{self, Request};
+use phare_provisioning::enrol::{self, DeviceSpec};
+use phare_provisioning::keys::Keyring;
+use serde_json::{Value, json};
+
+use super::flags::BrokerAuth;
+
+#[derive(Subcommand)]
+pub enum DeviceCommand {
+    /// Enrol a screen: its key, certificate and boot-partition bundle.
+    ///
+    /// Creates the fleet CA on first use, issues the device a client
+    /// certificate (CN = its name), records it in <keyring>/devices.json,
+    /// and writes a bundle directory (player.toml, root.json, ca.pem,
+    /// device.pem, device.key) to copy onto the Pi's boot partition as
+    /// `phare/`. Then re-run `phare broker config` for its group ACL.
+    Add {
+        /// The device id: its MQTT topic level and certificate name.
+        name: String,
+        /// A group it belongs to, in order of preference; repeatable.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Broker URL (mqtts://host[:port]), in order of preference;
+        /// repeatable.
+        #[arg(long = "broker", required = true)]
+        brokers: Vec<String>,
+        /// Origin base URL for relative asset URLs, in order of
+        /// preference; repeatable.
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+        /// The keyring: the fleet, its root and its CA (in tls/).
+        #[arg(long, default_value = "keys")]
+        keyring: PathBuf,
+        /// Where to write the bundle (default: <keyring>/devices/<name>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Enrol an enrolled device again: a new key and certificate (the
+        /// old certificate stays valid until it expires).
+        #[arg(long)]
+        reissue: bool,
+    },
+    /// Save what the screen shows (PNG or JPEG thumbnail).
+    Screenshot {
+        #[command(flatten)]
+        to: Target,
+        /// The image file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Restart the screen's computer.
+    Reboot(Target),
+    /// Start the programme again from its first item.
+    Reload(Target),
+    /// Wake the screen until its next opening-hours change.
+    DisplayOn(Target),
+    /// Put the screen in standby until its next opening-hours change.
+    DisplayOff(Target),
+    /// Set the sound volume.
+    SetVolume {
+        #[command(flatten)]
+        to: Target,
+        /// From 0.0 (mute) to 1.0.
+        #[arg(long, value_parser = volume)]
+        volume: f64,
+    },
+    /// Delete cached content that the current programmes do not use.
+    PurgeCache(Target),
+    /// Publish a fresh status now.
+    ReportNow(Target),
+}
+
+/// Which screen, through which broker, and how long to wait for it.
+#[derive(Args)]
+pub struct Target {
+    /// The device id.
+    name: String,
+    /// Broker URL (mqtt:// or mqtts://).
+    #[arg(long)]
+    broker: String,
+    /// The keyring holding an operator key (and the TLS files).
+    #[arg(long, default_value = "keys")]
+    keyring: PathBuf,
+    /// Topic prefix, if the fleet does not use `phare/<fleet>/`.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// How long to wait for the answer.
+    #[arg(long, default_value_t = 30)]
+    timeout_s: u64,
+    #[command(flatten)]
+    auth: BrokerAuth,
+}
+
+fn volume(text: &str) -> Result<f64, String> {
+    let volume: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&volume) {
+        Ok(volume)
+    } else {
+        Err("the volume goes from 0.0 to 1.0".into())
+    }
+}
+
+pub async fn run(command: DeviceCommand) -> anyhow::Result<()> {
+    let (to, action, args, output) = match command {
+        DeviceCommand::Add {
+            name,
+            groups,
+            brokers,
+            origins,
+            keyring,
+            out,
+            reissue,
+        } => {
+            let spec = DeviceSpec {
+                name,
+                groups,
+                brokers,
+                origins,
+            };
+            let enrolled = enrol::add_device(&keyring, &spec, out.as_deref(), reissue)?;
+            if enrolled.ca_created {
+                println!("created the fleet CA in {}", keyring.join("tls").display());
+            }
+            println!(
+                "enrolled {} (certificate sha256 {})",
+                spec.name, enrolled.cert_sha256
+            );
+            println!(
+                "copy the files of {}/ into the phare/ folder of the Pi's boot partition \
+                 (they include the device's private key)",
+                enrolled.bundle.display()
+            );
+            println!(
+                "then refresh the broker's ACL: phare broker config --keyring {} --host <broker> …",
+                keyring.display()
+            );
+            return Ok(());
+        }
+        DeviceCommand::Screenshot { to, output } => (to, "screenshot", json!({}), Some(output)),
+        DeviceCommand::Reboot(to) => (to, "reboot", json!({}), None),
+        DeviceCommand::Reload(to) => (to, "reload", json!({}), None),
+        DeviceCommand::DisplayOn(to) => (to, "display_on", json!({}), None),
+        DeviceCommand::DisplayOff(to) => (to, "display_off", json!({}), None),
+        DeviceCommand::SetVolume { to, volume } => {
+            (to, "set_volume", json!({ "volume": volume }), None)
+        }
+        DeviceCommand::PurgeCache(to) => (to, "purge_cache", json!({}), None),
+        DeviceCommand::ReportNow(to) => (to, "report_now", json!({}), None),
+    };
+    let response = send(&to, action, args).await?;
+    match output {
+        Some(path) => {
+            let (media_type, size) = command::save_screenshot(&response, &path)?;
+            println!("wrote {} ({size} bytes, {media_type})", path.display());
+        }
+        None => println!("{}: {action} done{}", to.name, details(&response)),
+    }
+    Ok(())
+}
+
+/// What an answer says beyond the usual fields, e.g. ` (purged_files 3)`.
+fn details(response: &Value) -> String {
+    const USUAL: [&str; 5] = ["id", "ok", "action", "at", "error"];
+    let extra: Vec<String> = response
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| !USUAL.contains(&key.as_str()))
+        .map(|(key, value)| format!("{key} {value}"))
+        .collect();
+    if extra.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", extra.join(", "))
+    }
+}
+
+/// Sends one command and returns the device's answer if it is `ok`.
+async fn send(to: &Target, action: &str, args: Value) -> anyhow::Result<Value> {
+    let keyring = Keyring::open(&to.keyring)?;
+    let topics = match &to.prefix {
+        Some(prefix) => Topics::new(prefix),
+        None => Topics::for_fleet(&keyring.root().fleet),
+    };
+    let endpoint = to.auth.endpoint(&to.broker, &to.keyring);
+    let request = Request {
+        device: to.name.clone(),
+        action: action.to_string(),
+        args,
+    };
+    let timeout = Duration::from_secs(to.timeout_s);
+    let response = command::send(&endpoint, &topics, &keyring, &request, timeout, |spent| {
+        eprintln!("waiting for {}… ({} s)", to.name, spent.as_secs())
+    })
+    .await?;
+    if response["ok"] != true {
+        bail!(
+            "{} refused {action}: {}",
+            to.name,
+            response["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    Ok(response)
+}

@@ -1,0 +1,46 @@
+//! How every command that talks to a broker is told to authenticate.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use phare_player::tls::MqttAuth;
+use phare_provisioning::connect::Endpoint;
+
+/// Broker credentials. For an mqtts:// broker, without --ca, --cert or
+/// --key, the keyring's CA (tls/ca.pem) and operator certificate
+/// (tls/operator.pem, tls/operator.key) are used when present.
+#[derive(Args, Debug, Clone)]
+pub struct BrokerAuth {
+    /// CA certificate (PEM) that an mqtts:// broker's certificate must
+    /// chain to [default: <keyring>/tls/ca.pem].
+    #[arg(long = "ca", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS [default:
+    /// <keyring>/tls/operator.pem].
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM, mode 0600) [default:
+    /// <keyring>/tls/operator.key].
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Username, for brokers that authenticate by password.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// File holding the password (mode 0600).
+    #[arg(long, value_name = "FILE", requires = "username")]
+    pub password_file: Option<PathBuf>,
+}
+
+impl BrokerAuth {
+    /// The endpoint for `url`, with these credentials or the keyring's.
+    pub fn endpoint(&self, url: &str, keyring: &Path) -> Endpoint {
+        let flags = MqttAuth {
+            ca_file: self.ca.clone(),
+            cert_file: self.cert.clone(),
+            key_file: self.key.clone(),
+            username: self.username.clone(),
+            password_file: self.password_file.clone(),
+        };
+        Endpoint::new(url, &flags, keyring)
+    }
+}

@@ -1,0 +1,7 @@
+//! The `phare` subcommands that grew past a few lines: enrolment and
+//! commands to devices, the broker setup, and the broker flags they share
+//! with the rest of the tool.
+
+pub mod broker;
+pub mod device;
+pub mod flags;

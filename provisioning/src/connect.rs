@@ -1,0 +1,302 @@
+//! The operator tool's broker connections: one place that turns a broker
+//! URL and credentials into a connected MQTT client, for every command.
+//!
+//! TLS and credentials are the player's own ([`phare_player::tls`]): the
+//! operator trusts brokers exactly as devices do. Failures are told in the
+//! operator's words: unreachable, TLS refused (and why), not authorised.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use phare_player::tls::{MqttAuth, mqtt_options};
+use phare_protocol::broker::{BrokerAddr, parse_broker};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Outgoing,
+    Packet,
+};
+
+use crate::ca::TlsPaths;
+
+/// Room for the largest envelope (1 MiB) with its topic and headers.
+const MAX_PACKET: usize = 2 * 1024 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A broker and how to authenticate to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// As the operator wrote it: what messages name.
+    pub url: String,
+    pub auth: MqttAuth,
+}
+
+/// A bare URL: no credentials (the demo's and the tests' plain brokers).
+impl From<&str> for Endpoint {
+    fn from(url: &str) -> Endpoint {
+        Endpoint {
+            url: url.to_string(),
+            auth: MqttAuth::default(),
+        }
+    }
+}
+
+impl From<&String> for Endpoint {
+    fn from(url: &String) -> Endpoint {
+        Endpoint::from(url.as_str())
+    }
+}
+
+impl From<&Endpoint> for Endpoint {
+    fn from(endpoint: &Endpoint) -> Endpoint {
+        endpoint.clone()
+    }
+}
+
+/// Why a broker could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    BadAddress(String),
+    #[error("credentials for {url}: {reason}")]
+    Credentials { url: String, reason: String },
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("TLS with {url} failed: {reason}")]
+    Tls { url: String, reason: String },
+    #[error("{url} refused us: not authorised ({reason})")]
+    NotAuthorised { url: String, reason: String },
+    #[error("{url}: {reason}")]
+    Protocol { url: String, reason: String },
+}
+
+impl Endpoint {
+    /// `url` with the credentials the flags give, else (for `mqtts://`)
+    /// the keyring's: its CA and the operator's certificate, when present.
+    pub fn new(url: &str, flags: &MqttAuth, keyring: &Path) -> Endpoint {
+        let mut auth = flags.clone();
+        let tls = parse_broker(url).is_ok_and(|a| a.tls);
+        let none_given =
+            flags.ca_file.is_none() && flags.cert_file.is_none() && flags.key_file.is_none();
+        if tls && none_given {
+            let paths = TlsPaths::new(keyring);
+            auth.ca_file = Some(paths.ca_cert()).filter(|p| p.exists());
+            if paths.operator_cert().exists() && paths.operator_key().exists() {
+                auth.cert_file = Some(paths.operator_cert());
+                auth.key_file = Some(paths.operator_key());
+            }
+        }
+        Endpoint {
+            url: url.to_string(),
+            auth,
+        }
+    }
+
+    pub fn addr(&self) -> Result<BrokerAddr, ConnectError> {
+        parse_broker(&self.url).map_err(ConnectError::BadAddress)
+    }
+
+    /// MQTT options for this broker (TLS, credentials, packet size) under
+    /// a client id unique to this process and call.
+    pub fn options(&self, purpose: &str) -> Result<MqttOptions, ConnectError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let client_id = format!(
+            "phare-{purpose}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        self.options_as(&client_id)
+    }
+
+    /// MQTT options under a fixed client id (a durable session).
+    pub fn options_as(&self, client_id: &str) -> Result<MqttOptions, ConnectError> {
+        let mut options = mqtt_options(client_id, &self.addr()?, &self.auth).map_err(|e| {
+            ConnectError::Credentials {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+        Ok(options)
+    }
+
+    /// Connects and waits for the broker's acceptance.
+    pub async fn connect(
+        &self,
+        options: MqttOptions,
+    ) -> Result<(AsyncClient, EventLoop), ConnectError> {
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let accepted = self.poll_until(&mut eventloop, |event| {
+            matches!(event, Event::Incoming(Packet::ConnAck(_)))
+        });
+        match tokio::time::timeout(CONNECT_TIMEOUT, accepted).await {
+            Ok(result) => result.map(|()| (client, eventloop)),
+            Err(_) => Err(ConnectError::Unreachable {
+                url: self.url.clone(),
+                reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            }),
+        }
+    }
+
+    /// Polls until an event satisfies `done`.
+    pub async fn poll_until(
+        &self,
+        eventloop: &mut EventLoop,
+        mut done: impl FnMut(&Event) -> bool,
+    ) -> Result<(), ConnectError> {
+        loop {
+            match eventloop.poll().await {
+                Ok(event) if done(&event) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(self.explain(e)),
+            }
+        }
+    }
+
+    /// Says what went wrong with this broker, in the operator's words.
+    pub fn explain(&self, error: ConnectionError) -> ConnectError {
+        let url = self.url.clone();
+        // rumqttc wraps the rustls error of a refused handshake in an I/O
+        // error, itself wrapped when the broker's alert arrives while the
+        // CONNACK is read.
+        if let Some(tls) = find_in_chain::<rustls::Error>(&error) {
+            return ConnectError::Tls {
+                url,
+                reason: tls_reason(tls),
+            };
+        }
+        match error {
+            ConnectionError::ConnectionRefused(
+                code @ (ConnectReturnCode::NotAuthorized | ConnectReturnCode::BadUserNamePassword),
+            ) => ConnectError::NotAuthorised {
+                url,
+                reason: format!("{code:?}"),
+            },
+            ConnectionError::NetworkTimeout => ConnectError::Unreachable {
+                url,
+                reason: "the connection timed out".into(),
+            },
+            other => match find_in_chain::<std::io::Error>(&other) {
+                Some(io) => ConnectError::Unreachable {
+                    reason: io_reason(io, self.addr().is_ok_and(|a| a.tls)),
+                    url,
+                },
+                None if matches!(other, ConnectionError::Tls(_)) => ConnectError::Tls {
+                    url,
+                    reason: other.to_string(),
+                },
+                None => ConnectError::Protocol {
+                    url,
+                    reason: other.to_string(),
+                },
+            },
+        }
+    }
+}
+
+fn io_reason(error: &std::io::Error, tls: bool) -> String {
+    use std::io::ErrorKind::{ConnectionRefused, ConnectionReset, UnexpectedEof};
+    match error.kind() {
+        ConnectionRefused => "connection refused".into(),
+        // A TLS listener hangs up on a plain MQTT hello.
+        ConnectionReset | UnexpectedEof if !tls => {
+            format!("{error} (is it an mqtts:// broker?)")
+        }
+        _ => error.to_string(),
+    }
+}
+
+/// Leaves politely: the broker sees a DISCONNECT (and a TLS close), not
+/// a dropped connection. A broker that closes first is no failure.
+pub async fn disconnect(client: &AsyncClient, eventloop: &mut EventLoop) {
+    let _ = client.disconnect().await;
+    let goodbye = async {
+        while !matches!(
+            eventloop.poll().await,
+            Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)
+        ) {}
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+}
+
+/// The first `E` in an error's chain, looking inside I/O errors too
+/// (their `source` skips the error they carry).
+fn find_in_chain<'a, E: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(found) = error.downcast_ref::<E>() {
+            return Some(found);
+        }
+        let carried = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if let Some(found) = carried.and_then(|inner| find_in_chain::<E>(inner)) {
+            return Some(found);
+        }
+        next = error.source();
+    }
+    None
+}
+
+fn tls_reason(error: &rustls::Error) -> String {
+    match error {
+        rustls::Error::InvalidCertificate(why) => {
+            format!("the broker's certificate is not trusted ({why:?})")
+        }
+        rustls::Error::AlertReceived(alert) => {
+            format!("the broker refused our certificate ({alert:?}): is it one of the fleet CA's?")
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtts_defaults_to_the_keyrings_ca_and_operator_certificate() {
+        let keyring = tempfile::tempdir().unwrap();
+        let paths = TlsPaths::new(keyring.path());
+        std::fs::create_dir_all(paths.ca_cert().parent().unwrap()).unwrap();
+        for file in [paths.ca_cert(), paths.operator_cert(), paths.operator_key()] {
+            std::fs::write(file, "x").unwrap();
+        }
+        let none = MqttAuth::default();
+        let tls = Endpoint::new("mqtts://broker", &none, keyring.path());
+        assert_eq!(tls.auth.ca_file, Some(paths.ca_cert()));
+        assert_eq!(tls.auth.cert_file, Some(paths.operator_cert()));
+        assert_eq!(tls.auth.key_file, Some(paths.operator_key()));
+        // Flags win, and plain brokers get no TLS files.
+        let given = MqttAuth {
+            ca_file: Some("other-ca.pem".into()),
+            ..MqttAuth::default()
+        };
+        assert_eq!(
+            Endpoint::new("mqtts://broker", &given, keyring.path()).auth,
+            given
+        );
+        assert_eq!(
+            Endpoint::new("mqtt://broker", &none, keyring.path()).auth,
+            none
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable_with_its_reason() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let endpoint = Endpoint::from(format!("mqtt://127.0.0.1:{port}").as_str());
+        let Err(err) = endpoint.connect(endpoint.options("test").unwrap()).await else {
+            panic!("connected to a closed port");
+        };
+        assert_eq!(
+            err.to_string(),
+            format!("cannot reach mqtt://127.0.0.1:{port}: connection refused")
+        );
+    }
+}

@@ -1,0 +1,440 @@
+//! The fleet's broker as `phare broker config` writes it, run by a real
+//! Mosquitto: mutual TLS admits the fleet's certificates only, and the ACL
+//! keeps each device to its own topics and its groups.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use phare_player::tls::MqttAuth;
+use phare_protocol::topics::Topics;
+use phare_provisioning::command::{self, Request};
+use phare_provisioning::connect::{ConnectError, Endpoint};
+use phare_provisioning::enrol::{CONFIG_FILE, DeviceSpec, add_device};
+use phare_provisioning::keys::{InitSpec, Keyring};
+use phare_provisioning::mosquitto::{BrokerSetup, CONF_FILE, write_config};
+use phare_provisioning::publish::publish;
+use phare_tests::{FLEET, Mosquitto, Player, TIMEOUT};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use serde_json::json;
+
+/// A fleet with two screens in different groups, and its broker.
+struct World {
+    _dir: tempfile::TempDir,
+    keys: PathBuf,
+    broker: Mosquitto,
+}
+
+impl World {
+    fn start() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        Keyring::init(&keys, FLEET, InitSpec::default()).unwrap();
+        enrol(&keys, "lobby-1", "lobby");
+        enrol(&keys, "lobby-2", "hall");
+        let out = dir.path().join("broker");
+        let broker = Mosquitto::start_with_config(|port, run_dir| {
+            let setup = BrokerSetup {
+                hosts: vec!["127.0.0.1".into()],
+                port,
+                bind: Some("127.0.0.1".into()),
+                install_dir: out.clone(),
+            };
+            write_config(&keys, &setup, &out).unwrap();
+            let conf = std::fs::read_to_string(out.join(CONF_FILE)).unwrap();
+            // The test's own additions: stay root (the files are in a
+            // private temporary directory), persist there, log to stderr.
+            format!(
+                "{conf}\nuser root\npersistence_location {}/\nlog_dest stderr\n",
+                run_dir.display()
+            )
+        });
+        World {
+            _dir: dir,
+            keys,
+            broker,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("mqtts://127.0.0.1:{}", self.broker.port)
+    }
+
+    /// The operator, with the keyring's CA and certificate by default.
+    fn operator(&self) -> Endpoint {
+        Endpoint::new(&self.url(), &MqttAuth::default(), &self.keys)
+    }
+
+    /// A device, with the TLS files of its bundle.
+    fn device(&self, name: &str) -> Endpoint {
+        let bundle = self.keys.join("devices").join(name);
+        Endpoint {
+            url: self.url(),
+            auth: phare_player::config::Config::load(&bundle.join(CONFIG_FILE))
+                .unwrap()
+                .mqtt,
+        }
+    }
+
+    fn topic(&self, rest: &str) -> String {
+        format!("phare/{FLEET}/{rest}")
+    }
+}
+
+fn enrol(keys: &Path, name: &str, group: &str) {
+    let spec = DeviceSpec {
+        name: name.into(),
+        groups: vec![group.into()],
+        brokers: vec!["mqtts://127.0.0.1".into()],
+        origins: Vec::new(),
+    };
+    add_device(keys, &spec, None, false).unwrap();
+}
+
+/// Starts a player from a bundle as it is, but for where a test keeps
+/// data and shows video.
+fn start_headless(bundle: &Path) -> Player {
+    let config = bundle.join(CONFIG_FILE);
+    let data_dir = bundle.join("data");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "video_sink = \"auto\"",
+        &format!(
+            "video_sink = \"fake\"\ndata_dir = {:?}\nstatus_interval_s = 2",
+            data_dir.display().to_string()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    Player::start_from(&config, &data_dir)
+}
+
+/// What a client received: (topic, payload), in order.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A connected client that keeps what it receives, by topic.
+struct Client {
+    client: AsyncClient,
+    received: Received,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Client {
+    async fn connect(endpoint: &Endpoint) -> Result<Client, ConnectError> {
+        let (client, mut eventloop) = endpoint.connect(endpoint.options("test")?).await?;
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        let task = tokio::spawn(async move {
+            while let Ok(event) = eventloop.poll().await {
+                if let Event::Incoming(Packet::Publish(p)) = event {
+                    sink.lock()
+                        .unwrap()
+                        .push((p.topic.clone(), p.payload.to_vec()));
+                }
+            }
+        });
+        Ok(Client {
+            client,
+            received,
+            task,
+        })
+    }
+
+    async fn subscribe(&self, filter: &str) {
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .unwrap();
+    }
+
+    async fn publish(&self, topic: &str, payload: &str) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+
+    fn payloads_on(&self, topic: &str) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t == topic)
+            .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
+            .collect()
+    }
+
+    /// Waits (generously) until something arrives on `topic`.
+    async fn wait_for(&self, topic: &str) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let payloads = self.payloads_on(topic);
+            if !payloads.is_empty() {
+                return payloads;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nothing arrived on {topic}; got {:?}",
+                self.received.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_fleets_certificates_get_in() {
+    let world = World::start();
+
+    // (a) The operator, with the keyring's certificate, connects and
+    // publishes (the broker acknowledged it).
+    let operator = world.operator();
+    assert!(
+        operator.auth.cert_file.is_some(),
+        "the keyring's certificate is the default"
+    );
+    publish(&operator, &world.topic("alert"), b"hello".to_vec(), true)
+        .await
+        .unwrap();
+
+    // (b) A certificate from another fleet's CA is refused in the handshake.
+    let rival = tempfile::tempdir().unwrap();
+    let rival_keys = rival.path().join("keys");
+    Keyring::init(&rival_keys, "rival", InitSpec::default()).unwrap();
+    enrol(&rival_keys, "lobby-1", "lobby");
+    let mut intruder = world.device("lobby-1");
+    let rival_bundle = rival_keys.join("devices/lobby-1");
+    intruder.auth.cert_file = Some(rival_bundle.join("device.pem"));
+    intruder.auth.key_file = Some(rival_bundle.join("device.key"));
+    match Client::connect(&intruder).await {
+        Err(ConnectError::Tls { reason, .. }) => {
+            assert!(reason.contains("certificate"), "{reason}")
+        }
+        Err(other) => panic!("not a TLS refusal: {other}"),
+        Ok(_) => panic!("a rival fleet's certificate got in"),
+    }
+
+    // (c) No certificate at all is refused too.
+    let mut anonymous = world.device("lobby-1");
+    anonymous.auth.cert_file = None;
+    anonymous.auth.key_file = None;
+    match Client::connect(&anonymous).await {
+        Err(ConnectError::Tls { .. }) => {}
+        Err(other) => panic!("not a TLS refusal: {other}"),
+        Ok(_) => panic!("a client without a certificate got in"),
+    }
+
+    // A device of the fleet gets in.
+    Client::connect(&world.device("lobby-1")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_device_reads_and_writes_only_its_own_topics() {
+    let world = World::start();
+    let operator = world.operator();
+    let retained = [
+        "device/lobby-1/assignment",
+        "device/lobby-2/assignment",
+        "group/lobby/assignment",
+        "group/hall/assignment",
+        "trust/root/1",
+        "alert",
+    ];
+    for rest in retained {
+        let topic = world.topic(rest);
+        publish(&operator, &topic, rest.as_bytes().to_vec(), true)
+            .await
+            .unwrap();
+    }
+
+    // Reads: lobby-1 asks for the other screen's and the other group's
+    // assignments first, then for its own. Mosquitto answers subscriptions
+    // in order, so by the time its own have arrived, the others would have.
+    let lobby1 = Client::connect(&world.device("lobby-1")).await.unwrap();
+    for rest in ["device/lobby-2/assignment", "group/hall/assignment"] {
+        lobby1.subscribe(&world.topic(rest)).await;
+    }
+    for rest in [
+        "device/lobby-1/assignment",
+        "group/lobby/assignment",
+        "trust/root/+",
+        "alert",
+    ] {
+        lobby1.subscribe(&world.topic(rest)).await;
+    }
+    for rest in [
+        "device/lobby-1/assignment",
+        "group/lobby/assignment",
+        "trust/root/1",
+        "alert",
+    ] {
+        assert_eq!(lobby1.wait_for(&world.topic(rest)).await, [rest]);
+    }
+    // And a generous while more, for good measure.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for rest in ["device/lobby-2/assignment", "group/hall/assignment"] {
+        assert!(
+            lobby1.payloads_on(&world.topic(rest)).is_empty(),
+            "lobby-1 read {rest}"
+        );
+    }
+
+    // Writes: lobby-1 forges lobby-2's status, then reports its own. The
+    // broker keeps one client's messages in order: once its own status has
+    // reached the operator, the forgery would have too.
+    let watcher = Client::connect(&operator).await.unwrap();
+    watcher.subscribe(&world.topic("device/+/status")).await;
+    watcher.subscribe(&world.topic("device/+/command")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lobby1
+        .publish(&world.topic("device/lobby-2/status"), "forged")
+        .await;
+    lobby1
+        .publish(&world.topic("device/lobby-2/command"), "forged")
+        .await;
+    lobby1
+        .publish(&world.topic("device/lobby-1/status"), "mine")
+        .await;
+    assert_eq!(
+        watcher
+            .wait_for(&world.topic("device/lobby-1/status"))
+            .await,
+        ["mine"]
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for rest in ["device/lobby-2/status", "device/lobby-2/command"] {
+        assert!(
+            watcher.payloads_on(&world.topic(rest)).is_empty(),
+            "lobby-1 wrote {rest}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolled_screen_is_watched_and_commanded_over_mutual_tls() {
+    let world = World::start();
+    // Enrolled once the broker's address is known: the patterns of the ACL
+    // cover a device without groups, no ACL refresh needed.
+    let spec = DeviceSpec {
+        name: "lobby-3".into(),
+        groups: Vec::new(),
+        brokers: vec![world.url()],
+        origins: Vec::new(),
+    };
+    let bundle = add_device(&world.keys, &spec, None, false).unwrap().bundle;
+    let mut player = start_headless(&bundle);
+    player.wait_status("connected to the broker", |s| s["broker"] == world.url());
+
+    let operator = world.operator();
+    let topics = Topics::for_fleet(FLEET);
+    let statuses =
+        phare_provisioning::fleet::collect(&operator, &topics, Duration::from_millis(500))
+            .await
+            .unwrap();
+    let table = phare_provisioning::fleet::table(&statuses);
+    let line = table.lines().find(|l| l.starts_with("lobby-3")).unwrap();
+    assert!(
+        line.contains("yes") && line.contains(&world.url()),
+        "{table}"
+    );
+
+    let keyring = Keyring::open(&world.keys).unwrap();
+    let ask = |action: &str| Request {
+        device: "lobby-3".into(),
+        action: action.into(),
+        args: json!({}),
+    };
+    let answer = command::send(
+        &operator,
+        &topics,
+        &keyring,
+        &ask("report_now"),
+        TIMEOUT,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer["ok"], true, "{answer}");
+    let shot = command::send(
+        &operator,
+        &topics,
+        &keyring,
+        &ask("screenshot"),
+        TIMEOUT,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let file = bundle.join("shot.png");
+    let (media_type, size) = command::save_screenshot(&shot, &file).unwrap();
+    assert!(
+        media_type.starts_with("image/") && size > 1000,
+        "{media_type}, {size} bytes"
+    );
+    assert_eq!(std::fs::read(&file).unwrap().len(), size);
+
+    // Stopped, it says so (its last status is retained), and a command is
+    // refused without waiting.
+    player.stop();
+    let err = command::send(
+        &operator,
+        &topics,
+        &keyring,
+        &ask("reload"),
+        TIMEOUT,
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("lobby-3 is offline (last seen "),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screen_with_another_fleets_certificate_is_refused_and_says_why() {
+    let world = World::start();
+    // Enrolled by another fleet's CA, under a name this fleet knows; it
+    // trusts this fleet's broker, so only its own certificate is wrong.
+    let other = tempfile::tempdir().unwrap();
+    let other_keys = other.path().join("keys");
+    Keyring::init(&other_keys, FLEET, InitSpec::default()).unwrap();
+    let spec = DeviceSpec {
+        name: "lobby-1".into(),
+        groups: Vec::new(),
+        brokers: vec![world.url()],
+        origins: Vec::new(),
+    };
+    let bundle = add_device(&other_keys, &spec, None, false).unwrap().bundle;
+    std::fs::copy(world.keys.join("tls").join("ca.pem"), bundle.join("ca.pem")).unwrap();
+    let player = start_headless(&bundle);
+
+    let status = player.wait_status("the refusal in the status", |s| {
+        s["errors"].as_array().is_some_and(|errors| {
+            errors
+                .iter()
+                .any(|e| e["kind"] == "broker_unreachable" && e["subject"] == world.url())
+        })
+    });
+    assert!(status["broker"].is_null(), "never connected: {status}");
+    let error = status["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "broker_unreachable")
+        .unwrap();
+    let detail = error["detail"].as_str().unwrap();
+    // The broker's TLS alert, as rustls names it.
+    assert!(detail.contains("UnknownCA"), "the reason is given: {error}");
+    let log = player.log_tail();
+    assert!(
+        !log.contains("PRIVATE KEY"),
+        "no key material in the log: {log}"
+    );
+}

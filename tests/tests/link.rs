@@ -1,0 +1,147 @@
+//! The device's link to its brokers, end to end: failover down the list
+//! and back to the primary, and the durable outbox across an outage.
+
+use std::path::Path;
+
+use phare_provisioning::origin::Origin;
+use phare_tests::*;
+use serde_json::Value;
+
+fn on_broker(url: String) -> impl FnMut(&Value) -> bool {
+    move |s| s["online"] == true && s["broker"] == url.as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_fails_over_to_the_second_broker_and_returns_to_the_primary() {
+    let fleet = Fleet::new();
+    let origin = Origin::serve(&fleet.media_dir(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut primary = Mosquitto::start();
+    let secondary = Mosquitto::start();
+    let work = tempfile::tempdir().unwrap();
+    let first = fleet.image("first.png", "smpte");
+    let v1 = fleet.sign(&fleet.assignment(1, &[&first]));
+    // The operator publishes retained documents to every broker.
+    publish(&primary, &v1).await;
+    publish(&secondary, &v1).await;
+    let player = Player::start_with(
+        work.path(),
+        &fleet.root_path(),
+        &[primary.url(), secondary.url()],
+        &[origin.url()],
+        "primary_retry_s = 1\n",
+    );
+    player.wait_status("playing through the primary", |s| {
+        playing_version(1)(s) && on_broker(primary.url())(s)
+    });
+
+    primary.stop();
+    player.wait_status("moved to the secondary", on_broker(secondary.url()));
+    let second = fleet.image("second.png", "ball");
+    publish(&secondary, &fleet.sign(&fleet.assignment(2, &[&second]))).await;
+    player.wait_status("a new assignment through the secondary", playing_version(2));
+    let statuses = Subscriber::new(&secondary, &device_topic("status")).await;
+    wait_for(
+        || statuses.json().iter().any(on_broker(secondary.url())),
+        "the retained status on the secondary names it",
+    );
+
+    // The primary comes back empty, as a replaced node would; the operator
+    // publishes there again, and the device goes back on its own.
+    primary.restart();
+    publish(&primary, &fleet.sign(&fleet.assignment(2, &[&second]))).await;
+    player.wait_status("back on the primary", on_broker(primary.url()));
+    let statuses = Subscriber::new(&primary, &device_topic("status")).await;
+    wait_for(
+        || {
+            statuses
+                .json()
+                .iter()
+                .any(|s| on_broker(primary.url())(s) && playing_version(2)(s))
+        },
+        "the retained status on the primary",
+    );
+}
+
+/// Rows waiting in the device's durable outbox.
+fn outbox_rows(data_dir: &Path) -> usize {
+    let db = rusqlite::Connection::open(data_dir.join("state.db")).unwrap();
+    db.query_row("SELECT COUNT(*) FROM outbox", [], |row| {
+        row.get::<_, i64>(0)
+    })
+    .unwrap_or(0) as usize
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_produced_while_the_broker_is_down_arrive_after_reconnection_in_order() {
+    let fleet = Fleet::new();
+    let origin = Origin::serve(&fleet.media_dir(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut broker = Mosquitto::start_persistent();
+    let work = tempfile::tempdir().unwrap();
+    let events = Subscriber::durable(&broker, &device_topic("events"), "test-events").await;
+    let first = fleet.image("first.png", "smpte");
+    publish(&broker, &fleet.sign(&fleet.assignment(1, &[&first]))).await;
+    let player = Player::start(
+        work.path(),
+        &fleet.root_path(),
+        &[broker.url()],
+        &[origin.url()],
+    );
+    player.wait_status("playing", playing_version(1));
+
+    // Version 2 names an image the origin does not have yet: every attempt
+    // fails, and each failure is an event.
+    let late = fleet.image("late.png", "ball");
+    let v2 = fleet.sign(&fleet.assignment(2, &[&late]));
+    let hidden = work.path().join("late.png");
+    std::fs::rename(&late, &hidden).unwrap();
+    publish(&broker, &v2).await;
+    wait_for(
+        || events.json().iter().any(|e| e["kind"] == "download_failed"),
+        "a first failure reported online",
+    );
+
+    broker.stop();
+    wait_for(
+        || outbox_rows(&player.data_dir) >= 2,
+        "failures queued while offline",
+    );
+    // The file appears: the download succeeds offline and version 2 plays.
+    std::fs::rename(&hidden, &late).unwrap();
+    player.wait_status("version 2 playing offline", playing_version(2));
+    let queued = outbox_rows(&player.data_dir);
+    assert!(queued >= 3, "failures and the download queued: {queued}");
+
+    let before = events.json().len();
+    broker.restart();
+    wait_for(
+        || outbox_rows(&player.data_dir) == 0,
+        "the outbox delivered and emptied",
+    );
+    wait_for(
+        || events.json().len() >= before + queued,
+        "every queued event at the subscriber",
+    );
+    let after: Vec<Value> = events.json().split_off(before);
+    let times: Vec<jiff::Timestamp> = after
+        .iter()
+        .map(|e| e["at"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "in the order they happened: {after:#?}"
+    );
+    let kinds: Vec<&str> = after.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let downloaded = kinds.iter().position(|k| *k == "downloaded");
+    assert!(
+        downloaded.is_some_and(|d| kinds[..d]
+            .iter()
+            .filter(|k| **k == "download_failed")
+            .count()
+            >= 2),
+        "offline failures, then the download: {kinds:?}"
+    );
+}
