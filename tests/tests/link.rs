@@ -145,3 +145,54 @@ async fn events_produced_while_the_broker_is_down_arrive_after_reconnection_in_o
         "offline failures, then the download: {kinds:?}"
     );
 }
+
+/// A broker that takes `lobby-1` with `password` and nobody else.
+fn password_broker(password: &str) -> Mosquitto {
+    Mosquitto::start_with_config(|port, dir| {
+        let passwords = dir.join("passwords");
+        let made = std::process::Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg("-c")
+            .arg(&passwords)
+            .arg(DEVICE)
+            .arg(password)
+            .status()
+            .expect("mosquitto_passwd comes with mosquitto");
+        assert!(made.success());
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nuser root\n",
+            passwords.display()
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_logs_in_with_a_password_file_and_a_wrong_one_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let fleet = Fleet::new();
+    let broker = password_broker("correct horse");
+    let work = tempfile::tempdir().unwrap();
+    let secret = work.path().join("mqtt.password");
+    std::fs::write(&secret, "wrong horse\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let auth = format!(
+        "[mqtt]\nusername = \"{DEVICE}\"\npassword_file = {:?}\n",
+        secret.display().to_string()
+    );
+    let mut player =
+        Player::start_with(work.path(), &fleet.root_path(), &[broker.url()], &[], &auth);
+    let status = player.wait_status("the refusal in the status", |s| {
+        s["errors"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "broker_unreachable"))
+    });
+    assert!(status["broker"].is_null(), "{status}");
+    let refusal = status["errors"].to_string();
+    assert!(refusal.contains("NotAuthorized"), "{refusal}");
+
+    std::fs::write(&secret, "correct horse\n").unwrap();
+    player.restart();
+    player.wait_status("connected with the right password", on_broker(broker.url()));
+    let log = player.log_tail();
+    assert!(!log.contains("horse"), "no password in the log: {log}");
+}
