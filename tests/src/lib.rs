@@ -528,12 +528,22 @@ impl Scene {
     }
 
     pub async fn with_fleet(fleet: Fleet) -> Scene {
+        Scene::with_broker(fleet, Mosquitto::start()).await
+    }
+
+    /// A scene whose broker keeps sessions, subscriptions and queued
+    /// messages across its restarts (see [`Mosquitto::start_persistent`]).
+    pub async fn persistent(fleet: Fleet) -> Scene {
+        Scene::with_broker(fleet, Mosquitto::start_persistent()).await
+    }
+
+    async fn with_broker(fleet: Fleet, broker: Mosquitto) -> Scene {
         let origin = Origin::serve(&fleet.media_dir(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
         Scene {
             fleet,
-            broker: Mosquitto::start(),
+            broker,
             origin: Some(origin),
             work: tempfile::tempdir().unwrap(),
         }

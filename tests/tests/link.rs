@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use phare_provisioning::origin::Origin;
 use phare_tests::*;
 use serde_json::Value;
 
@@ -13,13 +12,13 @@ fn on_broker(url: String) -> impl FnMut(&Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_device_fails_over_to_the_second_broker_and_returns_to_the_primary() {
-    let fleet = Fleet::new();
-    let origin = Origin::serve(&fleet.media_dir(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let mut primary = Mosquitto::start();
+    let Scene {
+        fleet,
+        broker: mut primary,
+        origin,
+        work,
+    } = Scene::new().await;
     let secondary = Mosquitto::start();
-    let work = tempfile::tempdir().unwrap();
     let first = fleet.image("first.png", "smpte");
     let v1 = fleet.sign(&fleet.assignment(1, &[&first]));
     // The operator publishes retained documents to every broker.
@@ -29,7 +28,7 @@ async fn the_device_fails_over_to_the_second_broker_and_returns_to_the_primary()
         work.path(),
         &fleet.root_path(),
         &[primary.url(), secondary.url()],
-        &[origin.url()],
+        &[origin.as_ref().unwrap().url()],
         "primary_retry_s = 1\n",
     );
     player.wait_status("playing through the primary", |s| {
@@ -75,36 +74,26 @@ fn outbox_rows(data_dir: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_produced_while_the_broker_is_down_arrive_after_reconnection_in_order() {
-    let fleet = Fleet::new();
-    let origin = Origin::serve(&fleet.media_dir(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let mut broker = Mosquitto::start_persistent();
-    let work = tempfile::tempdir().unwrap();
-    let events = Subscriber::durable(&broker, &device_topic("events"), "test-events").await;
-    let first = fleet.image("first.png", "smpte");
-    publish(&broker, &fleet.sign(&fleet.assignment(1, &[&first]))).await;
-    let player = Player::start(
-        work.path(),
-        &fleet.root_path(),
-        &[broker.url()],
-        &[origin.url()],
-    );
+    let mut scene = Scene::persistent(Fleet::new()).await;
+    let events = Subscriber::durable(&scene.broker, &device_topic("events"), "test-events").await;
+    let first = scene.fleet.image("first.png", "smpte");
+    scene.publish_assignment(1, &[&first]).await;
+    let player = scene.start_player();
     player.wait_status("playing", playing_version(1));
 
     // Version 2 names an image the origin does not have yet: every attempt
     // fails, and each failure is an event.
-    let late = fleet.image("late.png", "ball");
-    let v2 = fleet.sign(&fleet.assignment(2, &[&late]));
-    let hidden = work.path().join("late.png");
+    let late = scene.fleet.image("late.png", "ball");
+    let v2 = scene.fleet.sign(&scene.fleet.assignment(2, &[&late]));
+    let hidden = scene.work.path().join("late.png");
     std::fs::rename(&late, &hidden).unwrap();
-    publish(&broker, &v2).await;
+    publish(&scene.broker, &v2).await;
     wait_for(
         || events.json().iter().any(|e| e["kind"] == "download_failed"),
         "a first failure reported online",
     );
 
-    broker.stop();
+    scene.broker.stop();
     wait_for(
         || outbox_rows(&player.data_dir) >= 2,
         "failures queued while offline",
@@ -116,7 +105,7 @@ async fn events_produced_while_the_broker_is_down_arrive_after_reconnection_in_o
     assert!(queued >= 3, "failures and the download queued: {queued}");
 
     let before = events.json().len();
-    broker.restart();
+    scene.broker.restart();
     wait_for(
         || outbox_rows(&player.data_dir) == 0,
         "the outbox delivered and emptied",
