@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: deps demo demo-headless test lint build release-bins bench bench-boot bench-cache bench-switch bench-gap bench-cpu
+.PHONY: deps demo demo-headless test lint build release-bins bench bench-boot bench-cache bench-switch bench-gap bench-cpu bench-fleet
 
 deps:
 	@scripts/install-deps.sh
@@ -32,7 +32,7 @@ test: lint build
 	$(CARGO) test --workspace
 
 # Benchmarks run in release mode; each writes target/bench/<name>.json.
-bench: bench-boot bench-cache bench-switch bench-gap bench-cpu
+bench: bench-boot bench-cache bench-switch bench-gap bench-cpu bench-fleet
 
 # Benchmarks spawn the release player binary: build it first.
 release-bins: deps
@@ -53,3 +53,35 @@ bench-gap: release-bins
 
 bench-cpu: release-bins
 	$(CARGO) bench -p phare-tests --bench cpu
+
+# 1000 simulated devices (FLEET_DEVICES=5000 for more) on one Mosquitto.
+bench-fleet: release-bins
+	$(CARGO) bench -p phare-tests --bench fleet
+
+# Debian packages phare-player and phare for amd64 and arm64 (cross-built),
+# in target/debian/; deb-test installs the amd64 ones in a clean bookworm
+# chroot, boots it (systemd-nspawn) and checks them (both need root or sudo).
+.PHONY: deb deb-test
+
+deb:
+	@scripts/build-deb.sh
+
+deb-test: deb
+	@scripts/test-deb.sh
+
+# Offline checks of the Yocto layer: crates.inc in sync, oelint-adv, BitBake's
+# parser, kas schema (yocto/meta-phare/README.md). Installs its own tools.
+.PHONY: yocto-check
+yocto-check:
+	@yocto/scripts/check.sh
+
+# The Raspberry Pi 3/4 SD-card image (Debian bookworm arm64, with the arm64
+# phare-player package) in target/image/, and its boot test: the image in
+# QEMU, playing from its cache, then online through a loopback broker
+# (images/README.md; both need root or sudo).
+.PHONY: image image-test
+image: deb
+	@images/build.sh
+
+image-test: image
+	@images/boot-test.sh

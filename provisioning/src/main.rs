@@ -19,7 +19,7 @@ mod cli;
 /// the fleet's certificates and broker, device enrolment and commands, and
 /// a self-contained demo.
 #[derive(Parser)]
-#[command(version)]
+#[command(name = "phare", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
