@@ -22,25 +22,12 @@ if [ "$(uname -m)" != x86_64 ]; then
   echo "make deb builds on an x86_64 Debian machine (this is $(uname -m))" >&2
   exit 1
 fi
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-
 step() { printf '\n== %s\n' "$*"; }
 
 step "build dependencies"
 scripts/install-deps.sh
 tools=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross mmdebstrap dpkg-dev file qemu-user-static)
-missing=()
-for p in "${tools[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if ((${#missing[@]})); then
-  echo "installing: ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/apt-ensure.sh "${tools[@]}"
 if ! rustup target list --installed | grep -qx "$arm_target"; then
   rustup target add "$arm_target"
 fi

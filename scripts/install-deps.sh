@@ -12,20 +12,7 @@ packages=(
   curl  # the cache benchmark's baseline
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-
-if ((${#missing[@]})); then
-  echo "installing: ${missing[*]}"
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+"$(dirname "$0")/apt-ensure.sh" "${packages[@]}"
 
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust 1.95 (https://rustup.rs), then run this again" >&2

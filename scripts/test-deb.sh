@@ -43,17 +43,7 @@ echo "testing $player_deb and $tool_deb"
 
 tools=(mmdebstrap)
 if [ "$boot" != 0 ]; then tools+=(systemd-container mosquitto); fi
-missing=()
-for p in "${tools[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if ((${#missing[@]})); then
-  echo "installing: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/apt-ensure.sh "${tools[@]}"
 
 # The base: what the packages depend on and recommend (first alternative,
 # no version), so that installing them needs no download.
