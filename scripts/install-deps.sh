@@ -10,6 +10,7 @@ packages=(
   gstreamer1.0-libav gstreamer1.0-tools fonts-dejavu-core
   mosquitto tzdata  # schedules are read in IANA time zones
   curl  # the cache benchmark's baseline
+  python3-gi gir1.2-gst-rtsp-server-1.0  # the tests' RTSP camera
 )
 
 "$(dirname "$0")/apt-ensure.sh" "${packages[@]}"

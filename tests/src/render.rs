@@ -169,6 +169,60 @@ impl Drop for KillableOrigin {
     }
 }
 
+/// A live RTSP channel (`tests/scripts/rtsp-server.py`, GStreamer's RTSP
+/// server) on a loopback port, in a process of its own: stopping it kills
+/// the server and its stream at once, as a dead camera or encoder would.
+pub struct RtspServer {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RtspServer {
+    pub fn start() -> RtspServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = RtspServer { port, child: None };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/live", self.port)
+    }
+
+    /// Serves again, on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rtsp-server.py");
+        let child = Command::new(script)
+            .arg(self.port.to_string())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the RTSP server needs python3-gi and gir1.2-gst-rtsp-server-1.0");
+        self.child = Some(child);
+        crate::wait_for(
+            || std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            "the RTSP server to listen",
+        );
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// CPU seconds (user + system) and peak resident memory of a process, from
 /// `/proc`; `None` once it has exited.
 pub fn cpu_and_peak_rss(pid: u32) -> Option<(f64, f64)> {
