@@ -11,7 +11,7 @@ use phare_provisioning::{asset, demo, fleet, keys, pop, publish};
 
 use cli::broker::BrokerCommand;
 use cli::device::DeviceCommand;
-use cli::flags::BrokerAuth;
+use cli::flags::{BrokerAuth, FleetBroker};
 
 mod cli;
 
@@ -112,17 +112,8 @@ enum FleetCommand {
     /// uses, assignment version, pending content (assets and bytes
     /// missing), what plays, recent errors.
     Status {
-        /// Broker URL (mqtt:// or mqtts://host:port).
-        #[arg(long)]
-        broker: String,
-        /// The fleet name (default: the keyring's).
-        #[arg(long)]
-        fleet: Option<String>,
-        /// The keyring: the fleet's name and TLS files.
-        #[arg(long, default_value = "keys")]
-        keyring: PathBuf,
         #[command(flatten)]
-        auth: BrokerAuth,
+        to: FleetBroker,
         /// Print the statuses as a JSON array instead of a table.
         #[arg(long)]
         json: bool,
@@ -184,17 +175,8 @@ enum PopCommand {
     /// Subscribe durably and store every proof-of-play record in SQLite,
     /// each exactly once, until Ctrl-C.
     Collect {
-        /// Broker URL (mqtt:// or mqtts://host:port).
-        #[arg(long)]
-        broker: String,
-        /// The fleet name (default: the keyring's).
-        #[arg(long)]
-        fleet: Option<String>,
-        /// The keyring: the fleet's name and TLS files.
-        #[arg(long, default_value = "keys")]
-        keyring: PathBuf,
         #[command(flatten)]
-        auth: BrokerAuth,
+        to: FleetBroker,
         /// The collector's database.
         #[arg(long, default_value = "pop.db")]
         db: PathBuf,
@@ -306,17 +288,6 @@ fn document_kind(payload: &[u8], expected: Option<&str>) -> anyhow::Result<Strin
 }
 
 /// The fleet named on the command line, else the keyring's.
-fn fleet_name(given: Option<String>, keyring: &std::path::Path) -> anyhow::Result<String> {
-    match given {
-        Some(fleet) => Ok(fleet),
-        None => Ok(keys::Keyring::open(keyring)
-            .context("give --fleet, or --keyring to read it from")?
-            .root()
-            .fleet
-            .clone()),
-    }
-}
-
 fn role_named(name: &str) -> anyhow::Result<RoleName> {
     Ok(match name {
         "root" => RoleName::Root,
@@ -570,15 +541,8 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&json)?);
         }
         Command::Alert(command) => runtime.block_on(alert_command(command))?,
-        Command::Pop(PopCommand::Collect {
-            broker,
-            fleet,
-            keyring,
-            auth,
-            db,
-            duration_s,
-        }) => runtime.block_on(async {
-            let fleet = fleet_name(fleet, &keyring)?;
+        Command::Pop(PopCommand::Collect { to, db, duration_s }) => runtime.block_on(async {
+            let fleet = to.fleet_name()?;
             let stop = async {
                 match duration_s {
                     Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
@@ -591,8 +555,7 @@ fn main() -> anyhow::Result<()> {
                 "collecting proof of play of fleet {fleet:?} into {}",
                 db.display()
             );
-            let endpoint = auth.endpoint(&broker, &keyring);
-            pop::collect(&endpoint, &fleet, &db, stop, |topic, new| {
+            pop::collect(&to.endpoint(), &fleet, &db, stop, |topic, new| {
                 println!("{topic}: {new} new records")
             })
             .await
@@ -612,21 +575,17 @@ fn main() -> anyhow::Result<()> {
             }))?;
         }
         Command::Fleet(FleetCommand::Status {
-            broker,
-            fleet,
-            keyring,
-            auth,
+            to,
             json,
             prefix,
             quiet_ms,
         }) => {
             let topics = match prefix {
                 Some(prefix) => phare_protocol::topics::Topics::new(&prefix),
-                None => phare_protocol::topics::Topics::for_fleet(&fleet_name(fleet, &keyring)?),
+                None => phare_protocol::topics::Topics::for_fleet(&to.fleet_name()?),
             };
             let quiet = Duration::from_millis(quiet_ms);
-            let endpoint = auth.endpoint(&broker, &keyring);
-            let statuses = runtime.block_on(fleet::collect(&endpoint, &topics, quiet))?;
+            let statuses = runtime.block_on(fleet::collect(&to.endpoint(), &topics, quiet))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&statuses)?);
             } else {

@@ -105,6 +105,32 @@ pub fn decode_qr(png: &[u8]) -> Option<String> {
     }
 }
 
+/// A live source a test can kill and bring back on the same address.
+pub trait Killable {
+    fn stop(&mut self);
+    fn restart(&mut self);
+}
+
+impl Killable for KillableOrigin {
+    fn stop(&mut self) {
+        KillableOrigin::stop(self)
+    }
+
+    fn restart(&mut self) {
+        KillableOrigin::restart(self)
+    }
+}
+
+impl Killable for RtspServer {
+    fn stop(&mut self) {
+        RtspServer::stop(self)
+    }
+
+    fn restart(&mut self) {
+        RtspServer::restart(self)
+    }
+}
+
 /// An HTTP origin on a thread and runtime of its own: stopping it closes
 /// every connection at once, as a crashed server would (dropping an
 /// [`Origin`] stops accepting, but open keep-alive connections live on).

@@ -4,7 +4,7 @@
 //! and broken media skipped. Screenshots are taken over SIGUSR1.
 
 use phare_provisioning::media::LiveHls;
-use phare_tests::render::{KillableOrigin, RtspServer, decode_qr, screenshot_config};
+use phare_tests::render::{Killable, KillableOrigin, RtspServer, decode_qr, screenshot_config};
 use phare_tests::*;
 use serde_json::json;
 
@@ -43,7 +43,21 @@ async fn a_live_channel_falls_back_to_its_cached_still_and_comes_back() {
     );
     let mut server = KillableOrigin::start(channel.path());
     let uri = format!("{}index.m3u8", server.url());
+    live_falls_back_and_returns(&scene, &uri, &mut server).await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtsp_camera_falls_back_to_its_cached_still_and_comes_back() {
+    let scene = Scene::new().await;
+    let mut camera = RtspServer::start();
+    let uri = camera.url();
+    live_falls_back_and_returns(&scene, &uri, &mut camera).await;
+}
+
+/// Plays the live `uri` with a cached still as its fallback: live, then the
+/// fallback once `source` is killed, then live again, by itself, once it
+/// is back.
+async fn live_falls_back_and_returns(scene: &Scene, uri: &str, source: &mut impl Killable) {
     let fallback = scene.fleet.image("fallback.png", "pinwheel");
     let mut assignment = scene.fleet.assignment(1, &[&fallback]);
     assignment["playlists"]["main"] = json!([{"live": uri, "fallback": asset_id(&fallback)}]);
@@ -55,33 +69,11 @@ async fn a_live_channel_falls_back_to_its_cached_still_and_comes_back() {
     assert_eq!(status["live"]["uri"], uri);
     assert_eq!(status["playing"]["item"], 0);
 
-    server.stop();
+    source.stop();
     player.wait_status("the fallback", live("fallback"));
 
-    server.restart();
+    source.restart();
     player.wait_status("the live stream, back by itself", live("playing"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_rtsp_camera_falls_back_to_its_cached_still_and_comes_back() {
-    let scene = Scene::new().await;
-    let mut camera = RtspServer::start();
-    let fallback = scene.fleet.image("fallback.png", "pinwheel");
-    let mut assignment = scene.fleet.assignment(1, &[&fallback]);
-    assignment["playlists"]["main"] =
-        json!([{"live": camera.url(), "fallback": asset_id(&fallback)}]);
-    publish(&scene.broker, &scene.fleet.sign(&assignment)).await;
-    let player = scene.start_player_with("[display]\nwidth = 320\nheight = 180\nfps = 25\n");
-
-    let live = |state: &'static str| move |s: &serde_json::Value| s["live"]["state"] == state;
-    let status = player.wait_status("the camera's stream", live("playing"));
-    assert_eq!(status["live"]["uri"], camera.url());
-
-    camera.stop();
-    player.wait_status("the fallback", live("fallback"));
-
-    camera.restart();
-    player.wait_status("the camera again, by itself", live("playing"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,9 +2,45 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::Args;
 use phare_player::tls::MqttAuth;
 use phare_provisioning::connect::Endpoint;
+use phare_provisioning::keys::Keyring;
+
+/// One broker of a fleet, for commands that watch the whole fleet.
+#[derive(Args, Debug, Clone)]
+pub struct FleetBroker {
+    /// Broker URL (mqtt:// or mqtts://host:port).
+    #[arg(long)]
+    pub broker: String,
+    /// The fleet name (default: the keyring's).
+    #[arg(long)]
+    pub fleet: Option<String>,
+    /// The keyring: the fleet's name and TLS files.
+    #[arg(long, default_value = "keys")]
+    pub keyring: PathBuf,
+    #[command(flatten)]
+    pub auth: BrokerAuth,
+}
+
+impl FleetBroker {
+    pub fn endpoint(&self) -> Endpoint {
+        self.auth.endpoint(&self.broker, &self.keyring)
+    }
+
+    /// `--fleet`, else the fleet of the keyring's root.
+    pub fn fleet_name(&self) -> anyhow::Result<String> {
+        match &self.fleet {
+            Some(fleet) => Ok(fleet.clone()),
+            None => Ok(Keyring::open(&self.keyring)
+                .context("give --fleet, or --keyring to read it from")?
+                .root()
+                .fleet
+                .clone()),
+        }
+    }
+}
 
 /// Broker credentials. For an mqtts:// broker, without --ca, --cert or
 /// --key, the keyring's CA (tls/ca.pem) and operator certificate
