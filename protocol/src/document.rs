@@ -222,9 +222,31 @@ pub fn check_asset_url(url: &str) -> Result<(), Rejection> {
 }
 
 fn check_live_uri(uri: &str) -> Result<(), Rejection> {
-    match scheme(uri) {
-        Some(s) if LIVE_SCHEMES.contains(&s.to_ascii_lowercase().as_str()) => Ok(()),
+    match scheme(uri).map(str::to_ascii_lowercase) {
+        Some(s) if s == "srt" => check_srt_caller(uri),
+        Some(s) if LIVE_SCHEMES.contains(&s.as_str()) => Ok(()),
         _ => Err(Rejection::UnsafeUrl(uri.to_string())),
+    }
+}
+
+/// An SRT item must call a host: a listener or rendezvous URI (or one
+/// without a host, which GStreamer takes as a listener) would open a
+/// listening socket on the device, which the device never does.
+fn check_srt_caller(uri: &str) -> Result<(), Rejection> {
+    let refuse = |why: &str| Err(Rejection::Malformed(format!("live {uri:?}: {why}")));
+    let Ok(parsed) = url::Url::parse(uri) else {
+        return refuse("not a valid URI");
+    };
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return refuse("an SRT source needs the host to call");
+    }
+    let mode = parsed.query_pairs().find(|(key, _)| key == "mode");
+    match mode.as_ref().map(|(_, value)| value.to_ascii_lowercase()) {
+        None => Ok(()),
+        Some(mode) if mode == "caller" || mode == "client" => Ok(()),
+        Some(mode) => refuse(&format!(
+            "SRT mode {mode:?} would listen on the device; only caller is allowed"
+        )),
     }
 }
 
@@ -508,6 +530,27 @@ mod tests {
             duration_ms: None,
         };
         assert_eq!(a.validate().unwrap_err().code(), "unsafe_url");
+
+        for (uri, allowed) in [
+            ("srt://gateway.example:7001", true),
+            ("srt://gateway.example:7001?mode=caller&latency=200", true),
+            ("srt://gateway.example:7001?mode=listener", false),
+            ("srt://gateway.example:7001?mode=rendezvous", false),
+            ("srt://:7001", false),
+        ] {
+            let mut a = sample();
+            a.playlists.get_mut("main").unwrap()[0] = PlaylistItem {
+                asset: None,
+                live: Some(uri.into()),
+                fallback: None,
+                duration_ms: None,
+            };
+            let verdict = a.validate();
+            assert_eq!(verdict.is_ok(), allowed, "{uri}: {verdict:?}");
+            if let Err(rejection) = verdict {
+                assert_eq!(rejection.code(), "malformed", "{uri}");
+            }
+        }
 
         let mut a = sample();
         a.timezone = "Mars/Olympus".into();

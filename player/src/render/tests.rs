@@ -1,7 +1,7 @@
 //! Renderer tests on real GStreamer pipelines, headless: a fakesink that
 //! records every frame it renders (PTS, centre colour), media generated
 //! here with videotestsrc, openh264enc, mp4mux and pngenc, live streams
-//! sent over loopback UDP.
+//! sent over loopback UDP and SRT.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -696,8 +696,15 @@ async fn rotation_turns_the_canvas() {
     assert_eq!(color_at(&turned, WIDTH / 2, HEIGHT / 2), Color::Red);
 }
 
-/// A live stream of `color` sent to loopback, until dropped.
-struct Sender(gst::Pipeline);
+/// A live stream sent to loopback, until dropped. Its encoder is asked
+/// for a key frame every second, as a broadcast encoder does: openh264enc
+/// fed live makes one key frame only, and a receiver that joins later (an
+/// SRT caller, a restarted source) could never start decoding.
+struct Sender {
+    pipeline: gst::Pipeline,
+    key_frames: Option<std::thread::JoinHandle<()>>,
+    stop: std::sync::mpsc::Sender<()>,
+}
 
 impl Sender {
     fn start(description: &str) -> Sender {
@@ -706,14 +713,35 @@ impl Sender {
             .unwrap()
             .downcast::<gst::Pipeline>()
             .unwrap();
+        let encoder = pipeline
+            .by_name("encoder")
+            .expect("the sender names its encoder `encoder`");
         pipeline.set_state(gst::State::Playing).unwrap();
-        Sender(pipeline)
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let key_frames = std::thread::spawn(move || {
+            let sink = encoder.static_pad("sink").unwrap();
+            while stopped.recv_timeout(Duration::from_secs(1)).is_err() {
+                let event = gst_video::DownstreamForceKeyUnitEvent::builder()
+                    .all_headers(true)
+                    .build();
+                sink.send_event(event);
+            }
+        });
+        Sender {
+            pipeline,
+            key_frames: Some(key_frames),
+            stop,
+        }
     }
 }
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        let _ = self.0.set_state(gst::State::Null);
+        let _ = self.stop.send(());
+        if let Some(thread) = self.key_frames.take() {
+            let _ = thread.join();
+        }
+        let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
 
@@ -757,7 +785,8 @@ async fn live_falls_back_and_returns(sender: &str, uri: &str) {
 
 const LIVE_GREEN: &str = "videotestsrc is-live=true pattern=green \
     ! video/x-raw,width=320,height=180,framerate=25/1 ! videoconvert \
-    ! openh264enc gop-size=10 ! h264parse config-interval=-1 ! mpegtsmux";
+    ! openh264enc name=encoder ! h264parse config-interval=-1 \
+    ! mpegtsmux alignment=7";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_live_falls_back_and_returns() {
@@ -775,4 +804,15 @@ async fn rtp_live_falls_back_and_returns() {
         &format!("rtp://127.0.0.1:{port}?encoding-name=MP2T"),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_live_falls_back_and_returns() {
+    let port = free_udp_port();
+    // The sender listens, as an SRT gateway does; the player calls it.
+    let sender = format!(
+        "{LIVE_GREEN} ! srtsink uri=srt://127.0.0.1:{port}?mode=listener \
+         wait-for-connection=false"
+    );
+    live_falls_back_and_returns(&sender, &format!("srt://127.0.0.1:{port}")).await;
 }
