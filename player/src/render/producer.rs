@@ -162,6 +162,7 @@ impl Producer {
             output: ctx.output.pipeline().clone(),
         };
         producer.watch_bus(pusher.clone())?;
+        one_decoding_thread_up_to_full_hd(&producer.pipeline);
 
         let still = match &source {
             Source::Item(item) => item.kind == MediaKind::Image,
@@ -457,6 +458,47 @@ impl Producer {
         });
         Ok(())
     }
+}
+
+/// Pictures up to this many pixels (1920x1088, full HD as coded) decode on
+/// one thread.
+const ONE_THREAD_PIXELS: u64 = 1920 * 1088;
+
+/// Software decoders (libav) thread by frames: each extra thread holds a
+/// frame in flight and its own context, about 10 MB at 1080p, for a
+/// throughput a 1080p stream never needs (one core decodes it several
+/// times over in real time). Full HD and below decodes on one thread;
+/// larger pictures keep libav's automatic count. The count must be set
+/// before the decoder opens, which it does on its first caps: a probe on
+/// its sink pad sees them first. Hardware decoders have no such property.
+fn one_decoding_thread_up_to_full_hd(pipeline: &gst::Pipeline) {
+    pipeline.connect_deep_element_added(|_, _, element| {
+        if element.find_property("max-threads").is_none() {
+            return;
+        }
+        let Some(sink) = element.static_pad("sink") else {
+            return;
+        };
+        let decoder = element.downgrade();
+        sink.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            let Some(gst::EventView::Caps(caps)) = info.event().map(|e| e.view()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let size = caps.caps().structure(0).and_then(|s| {
+                Some(
+                    u64::try_from(s.get::<i32>("width").ok()?).ok()?
+                        * u64::try_from(s.get::<i32>("height").ok()?).ok()?,
+                )
+            });
+            // Caps without a size come before the parser has read one.
+            let (Some(pixels), Some(decoder)) = (size, decoder.upgrade()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let threads = if pixels <= ONE_THREAD_PIXELS { 1 } else { 0 };
+            decoder.set_property("max-threads", threads);
+            gst::PadProbeReturn::Remove
+        });
+    });
 }
 
 fn element(name: &'static str) -> Result<gst::Element, String> {
