@@ -2,6 +2,7 @@
 //! the real player, a real Mosquitto and a real collector.
 
 use std::path::Path;
+use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use phare_provisioning::asset::entry_for;
@@ -176,6 +177,19 @@ async fn outside_the_power_windows_the_screen_sleeps_until_told_otherwise() {
         s["display"] == "off" && s["assignment"]["version"] == 1
     });
     assert!(status["playing"].is_null(), "{status}");
+    let pid = player.pid().unwrap();
+    let before = context_switches(pid);
+    std::thread::sleep(IDLE_WINDOW);
+    let woken = context_switches(pid) - before;
+    // Asleep, the player wakes for its status (every 2 s here, a few
+    // threads each time) and its broker keep-alive: 14 wake-ups in 10 s
+    // when measured. One more timer at 1 Hz stays under the bound; a
+    // faster one, or any polling, goes over it.
+    let bound = 3 * IDLE_WINDOW.as_secs();
+    assert!(
+        woken <= bound,
+        "the sleeping player woke {woken} times in {IDLE_WINDOW:?} (at most {bound})"
+    );
 
     // An operator's display_on holds until the next window edge.
     let now = Timestamp::now();
@@ -187,6 +201,25 @@ async fn outside_the_power_windows_the_screen_sleeps_until_told_otherwise() {
     player.wait_status("the screen on and playing", |s| {
         s["display"] == "on" && !s["playing"].is_null()
     });
+}
+
+/// Long enough to see any periodic wake-up many times over.
+const IDLE_WINDOW: Duration = Duration::from_secs(10);
+
+/// How often the process's threads have been scheduled, in all: every
+/// wake-up of every thread counts one switch.
+fn context_switches(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|line| line.contains("ctxt_switches:"))
+                .filter_map(|line| line.split_whitespace().last()?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 /// The device's outstanding proof-of-play records and its last sequence.
