@@ -211,6 +211,21 @@ fn scheme(url: &str) -> Option<&str> {
     (first_ok && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))).then_some(candidate)
 }
 
+/// Checks a payload as devices will before they look at themselves
+/// (binding, version floors, expiry): what an operator's tool checks before
+/// signing, so that a document every device would reject is never sent.
+pub fn validate_payload(kind: &str, payload: &[u8]) -> Result<(), Rejection> {
+    match kind {
+        "assignment" => parse_document::<Assignment>(payload, kind)?.validate(),
+        "alert" => parse_document::<Alert>(payload, kind)?.validate(),
+        "command" => parse_document::<Command>(payload, kind).map(drop),
+        "root" => parse_document::<Root>(payload, kind).map(drop),
+        other => Err(Rejection::Malformed(format!(
+            "unknown document kind {other:?}"
+        ))),
+    }
+}
+
 /// An asset mirror must be `http(s)` or a relative path (resolved against
 /// the device's configured origins); never `file:` or anything else.
 pub fn check_asset_url(url: &str) -> Result<(), Rejection> {
@@ -597,6 +612,27 @@ mod tests {
                 .code(),
             "wrong_target"
         );
+    }
+
+    #[test]
+    fn payloads_are_checked_as_devices_will() {
+        let good = serde_json::to_vec(&sample()).unwrap();
+        assert_eq!(validate_payload("assignment", &good), Ok(()));
+
+        let mut listening = sample();
+        listening.playlists.get_mut("main").unwrap()[0] = PlaylistItem {
+            asset: None,
+            live: Some("srt://gateway.example:7001?mode=listener".into()),
+            fallback: None,
+            duration_ms: None,
+        };
+        let bad = serde_json::to_vec(&listening).unwrap();
+        let rejection = validate_payload("assignment", &bad).unwrap_err();
+        assert!(rejection.to_string().contains("only caller"), "{rejection}");
+
+        let err = validate_payload("alert", &good).unwrap_err();
+        assert!(err.to_string().contains("expected a alert"), "{err}");
+        assert!(validate_payload("playlist", &good).is_err());
     }
 
     #[test]

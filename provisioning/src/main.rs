@@ -32,7 +32,9 @@ enum Command {
     Keys(KeysCommand),
     /// Wrap a JSON document in a DSSE envelope signed by the given keys,
     /// or add signatures to an existing envelope (threshold signing by key
-    /// holders in different places).
+    /// holders in different places). A document devices would reject (a
+    /// missing field, an unsafe URL, an SRT source in listener mode…) is
+    /// refused with the reason instead.
     Sign {
         /// Document kind: root, assignment, alert or command (read from the
         /// payload when omitted).
@@ -484,6 +486,12 @@ fn main() -> anyhow::Result<()> {
                     let body = std::fs::read(payload)
                         .with_context(|| format!("reading {}", payload.display()))?;
                     let kind = document_kind(&body, kind.as_deref())?;
+                    phare_protocol::document::validate_payload(&kind, &body).map_err(|why| {
+                        anyhow::anyhow!(
+                            "not signing {}: devices would reject it: {why}",
+                            payload.display()
+                        )
+                    })?;
                     (Envelope::sign(&payload_type(&kind), &body, &[]), kind)
                 }
                 (None, None) => unreachable!("clap requires a payload without --add-to"),
