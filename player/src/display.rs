@@ -209,7 +209,31 @@ pub fn video_sink(sink: VideoSink, config: &DisplayConfig) -> Result<gst::Elemen
         element.set_property("force-modesetting", false);
         element.set_property("can-scale", true);
     }
+    if sink == VideoSink::Wayland {
+        // The player owns the screen: otherwise the compositor's shell puts
+        // the window wherever it likes, under its own panel.
+        ask_fullscreen(&element);
+    }
     Ok(element)
+}
+
+/// Sets waylandsink's `fullscreen`. GStreamer 1.22 asserts (a GLib
+/// CRITICAL on stderr, "gst_wl_window_ensure_fullscreen: assertion 'self'
+/// failed") when it is set before the sink has a window, which is always
+/// the case here, yet keeps the setting for the window it then makes:
+/// that false alarm is kept out of the log.
+fn ask_fullscreen(element: &gst::Element) {
+    use gst::glib;
+    let domain = Some("GStreamer-Wayland");
+    let quiet = glib::log_set_handler(
+        domain,
+        glib::LogLevels::LEVEL_CRITICAL,
+        false,
+        false,
+        |_, _, _| {},
+    );
+    element.set_property("fullscreen", true);
+    glib::log_remove_handler(domain, quiet);
 }
 
 #[cfg(test)]

@@ -323,12 +323,35 @@ pub fn asset_id(file: &Path) -> String {
     entry_for(file, &[], None).unwrap().0.to_string()
 }
 
+/// Where the player's picture goes: its `video_sink` and what its
+/// environment needs to reach that sink's display server.
+#[derive(Debug, Clone)]
+pub struct Screen {
+    /// The `video_sink` config value: `fake`, `x`, `gl`, `wayland`, ...
+    pub sink: String,
+    /// Variables set (`Some`) or removed (`None`) in the player's
+    /// environment, e.g. `DISPLAY`.
+    pub env: Vec<(String, Option<String>)>,
+}
+
+impl Screen {
+    /// No screen at all: the fake sink, as most tests use.
+    pub fn fake() -> Screen {
+        Screen {
+            sink: "fake".into(),
+            env: Vec::new(),
+        }
+    }
+}
+
 /// A running `phare-player` process with its own data directory.
 pub struct Player {
     pub data_dir: PathBuf,
     config: PathBuf,
     /// The player's log (stderr), appended across restarts.
     log: PathBuf,
+    /// Applied to the player's environment at each (re)start.
+    env: Vec<(String, Option<String>)>,
     child: Option<Child>,
 }
 
@@ -347,6 +370,18 @@ impl Player {
         origins: &[String],
         extra: &str,
     ) -> Player {
+        Player::start_on(dir, root, brokers, origins, &Screen::fake(), extra)
+    }
+
+    /// Like [`Player::start_with`], drawing on `screen`.
+    pub fn start_on(
+        dir: &Path,
+        root: &Path,
+        brokers: &[String],
+        origins: &[String],
+        screen: &Screen,
+        extra: &str,
+    ) -> Player {
         let data_dir = dir.join("data");
         let quoted = |list: &[String]| {
             list.iter()
@@ -359,11 +394,12 @@ impl Player {
             &config,
             format!(
                 "device_id = \"{DEVICE}\"\nfleet = \"{FLEET}\"\nbrokers = [{}]\norigins = [{}]\n\
-                 root = {:?}\ndata_dir = {:?}\nvideo_sink = \"fake\"\nstatus_interval_s = 2\n{extra}",
+                 root = {:?}\ndata_dir = {:?}\nvideo_sink = {:?}\nstatus_interval_s = 2\n{extra}",
                 quoted(brokers),
                 quoted(origins),
                 root.display().to_string(),
                 data_dir.display().to_string(),
+                screen.sink,
             ),
         )
         .unwrap();
@@ -371,6 +407,7 @@ impl Player {
             data_dir,
             config,
             log: dir.join("player.log"),
+            env: screen.env.clone(),
             child: None,
         };
         player.restart();
@@ -384,7 +421,14 @@ impl Player {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(player_binary())
+        let mut command = Command::new(player_binary());
+        for (key, value) in &self.env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        let child = command
             .arg("--config")
             .arg(&self.config)
             .env("RUST_LOG", "info")
@@ -450,9 +494,14 @@ impl Player {
         }
     }
 
+    /// The player's whole log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The end of the player's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
@@ -562,6 +611,20 @@ impl Scene {
     pub fn start_player(&self) -> Player {
         let origin = self.origin.as_ref().expect("the origin is up").url();
         self.start_player_with_origins(&[origin])
+    }
+
+    /// Starts the player drawing on `screen`, with `extra` TOML appended
+    /// to its config (e.g. a `[display]` section).
+    pub fn start_player_on(&self, screen: &Screen, extra: &str) -> Player {
+        let origin = self.origin.as_ref().expect("the origin is up").url();
+        Player::start_on(
+            self.work.path(),
+            &self.fleet.root_path(),
+            &[self.broker.url()],
+            &[origin],
+            screen,
+            extra,
+        )
     }
 
     pub fn start_player_with_origins(&self, origins: &[String]) -> Player {
@@ -685,6 +748,7 @@ impl Player {
             data_dir: data_dir.to_path_buf(),
             config: config.to_path_buf(),
             log: config.with_file_name("player.log"),
+            env: Vec::new(),
             child: None,
         };
         player.restart();

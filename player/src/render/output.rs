@@ -2,13 +2,14 @@
 //! overlays, the rotation and the sink.
 //!
 //! ```text
-//! appsrc ! overlaycomposition ! videoflip ! videoconvert ! videoscale ! sink
+//! appsrc ! overlaycomposition ! videoflip ! videoconvert ! videoscale ! capsfilter ! sink
 //! ```
 //!
 //! `overlaycomposition` hands the overlays to sinks that blend them on the
 //! GPU and blends them in software for the others. `videoflip` is linked in
 //! only while the picture is turned: even set to identity it copies every
-//! frame. A probe on the sink's pad
+//! frame. The capsfilter holds the sink to the panel's mode whatever
+//! reaches it (see [`panel_caps`]). A probe on the sink's pad
 //! drives the [`Timeline`] and keeps the last frame for screenshots.
 
 use std::sync::{Arc, Mutex};
@@ -65,6 +66,8 @@ impl Output {
         let flip = make("videoflip")?;
         let convert = make("videoconvert")?;
         let scale = make("videoscale")?;
+        let panel = make("capsfilter")?;
+        panel.set_property("caps", panel_caps(&settings.display));
         let sink_name = sink
             .factory()
             .map_or_else(|| sink.name().to_string(), |f| f.name().to_string());
@@ -78,11 +81,12 @@ impl Output {
                 &flip,
                 &convert,
                 &scale,
+                &panel,
                 &sink,
             ])
             .map_err(pipeline_error)?;
         gst::Element::link_many([appsrc.upcast_ref(), &overlay])
-            .and_then(|()| gst::Element::link_many([&convert, &scale, &sink]))
+            .and_then(|()| gst::Element::link_many([&convert, &scale, &panel, &sink]))
             .map_err(pipeline_error)?;
 
         let sink_pad = sink
@@ -264,6 +268,26 @@ impl Drop for Output {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// What the sink is held to: the panel's mode, in any format, memory and
+/// pixel aspect ratio (GPU sinks keep the overlays to blend themselves; an
+/// X display may claim non-square pixels).
+///
+/// Whatever the canvas, the sink must only ever see the panel's size: a
+/// window sink (ximagesink) makes its window the size of the first caps it
+/// gets and later fits every frame into that window. And after a rotation
+/// it would get a wrong size first: the appsrc, started again, negotiates
+/// the caps it had before being stopped (the old canvas) before the new
+/// ones queued, so the turned old canvas reached the sink first and the
+/// picture showed letterboxed in a window on its side (found by
+/// tests/tests/outputs.rs on Xvfb).
+fn panel_caps(display: &DisplayConfig) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .any_features()
+        .field("width", display.width as i32)
+        .field("height", display.height as i32)
+        .build()
 }
 
 /// Draws the overlays on each frame through `overlaycomposition`'s
