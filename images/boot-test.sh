@@ -8,7 +8,11 @@
 #   3. it then connects to a Mosquitto on the host's loopback, reached only
 #      through QEMU user-mode networking with restrict=on and one guestfwd
 #      (10.0.2.100:1883 -> 127.0.0.1:<port>), and publishes its status there,
-#   4. its status file on the data partition, read after shutdown, says it
+#   4. the picture reaches the screen through DRM/KMS (kmssink on the
+#      guest's virtio-gpu, as on a Pi's vc4): QEMU's screen dump shows the
+#      preloaded still's colour bars; signed display_off and display_on
+#      commands blank the screen and bring the picture back,
+#   5. its status file on the data partition, read after shutdown, says it
 #      played the preloaded asset.
 # The built image stays pristine: the guest boots a qcow2 overlay of it.
 #
@@ -34,6 +38,10 @@ player="$bins/phare-player"
 FLEET=boot-test
 DEVICE=screen-1
 GUEST_BROKER=10.0.2.100
+# The guest's virtio-gpu mode, and the player's canvas: small, since every
+# pixel is converted by an emulated CPU.
+SCREEN_WIDTH=640
+SCREEN_HEIGHT=360
 BOOT_TIMEOUT=${PHARE_BOOT_TIMEOUT:-420}
 
 log() { printf '[boot-test] %s\n' "$*" >&2; }
@@ -104,7 +112,7 @@ preload() {
   log "preloading: keys, media, a signed assignment, the host player fetching it"
   "$phare" keys init --fleet "$FLEET" --dir "$work/keys" >/dev/null
   mkdir -p "$work/media"
-  gst-launch-1.0 -q videotestsrc num-buffers=75 pattern=ball \
+  gst-launch-1.0 -q videotestsrc num-buffers=75 pattern=ball background-color=0xff2020a0 \
     ! video/x-raw,width=320,height=240,framerate=25/1 ! videoconvert \
     ! openh264enc ! h264parse ! mp4mux ! filesink location="$work/media/clip.mp4"
   gst-launch-1.0 -q videotestsrc num-buffers=1 pattern=smpte \
@@ -195,8 +203,12 @@ device_id = "$DEVICE"
 fleet = "$FLEET"
 brokers = ["mqtt://$GUEST_BROKER:1883"]
 root = "root.json"
-video_sink = "fake"
+video_sink = "kms"
 status_interval_s = 5
+
+[display]
+width = $SCREEN_WIDTH
+height = $SCREEN_HEIGHT
 EOF
   local boot_start boot_sectors
   boot_start=$(part_start 1)
@@ -242,6 +254,7 @@ boot() {
     -device virtio-blk-device,drive=hd \
     -netdev "user,id=net,restrict=on,guestfwd=tcp:$GUEST_BROKER:1883-cmd:nc 127.0.0.1 $BROKER_PORT" \
     -device virtio-net-device,netdev=net \
+    -device "virtio-gpu-pci,xres=$SCREEN_WIDTH,yres=$SCREEN_HEIGHT" \
     -display none -monitor "unix:$work/monitor.sock,server=on,wait=off" \
     -serial "file:$work/serial.log" -no-reboot \
     >"$work/qemu.log" 2>&1 &
@@ -258,6 +271,9 @@ boot() {
     die "the player says it connected before any broker was running"
   fi
 
+  wait_until 120 "the still's colour bars on the KMS screen" screen_is bars
+  log "the still shows on the KMS screen after $((SECONDS - started)) s ($work/screen.ppm)"
+
   start_mosquitto "$work/broker" "$BROKER_PORT"
   local topic="phare/$FLEET/device/$DEVICE/status"
   status_online() {
@@ -268,6 +284,20 @@ boot() {
   }
   wait_until 240 "an online status on the host broker" status_online
   log "online through the guestfwd after $((SECONDS - started)) s: $(jq -c '{online, broker, playing, assignment}' "$work/status-mqtt.json")"
+
+  # Off and on again by signed commands: the output goes to NULL, which
+  # releases the KMS card, and takes it again to show the picture.
+  send_command display_off
+  display_is() {
+    mosquitto_sub -h 127.0.0.1 -p "$BROKER_PORT" -t "$topic" -C 1 -W 5 2>/dev/null \
+      | jq -e --arg display "$1" '.display == $display' >/dev/null
+  }
+  wait_until 120 "the status to say the display is off" display_is off
+  wait_until 60 "the colour bars gone from the KMS screen" screen_is dark
+  send_command display_on
+  wait_until 120 "the status to say the display is on" display_is on
+  wait_until 120 "the colour bars back on the KMS screen" screen_is bars
+  log "display_off blanked the KMS screen, display_on brought the picture back, after $((SECONDS - started)) s"
 
   # A clean boot: no unit failed (the root is read-only; nothing may trip on it).
   local failed
@@ -287,6 +317,62 @@ $failed"
   fi
   wait "$qemu_pid" 2>/dev/null || true
   qemu_pid=""
+}
+
+# A signed command to the device, published on the host broker.
+send_command() { # action
+  local now
+  now=$(date -u +%FT%TZ)
+  jq -n --arg fleet "$FLEET" --arg device "$DEVICE" --arg action "$1" --arg now "$now" \
+    --arg id "boot-test-$1-$SECONDS" --arg expires "$(date -u -d '+5 minutes' +%FT%TZ)" '{
+      kind: "command", fleet: $fleet, device: $device, id: $id, issued_at: $now,
+      expires_at: $expires, action: $action, args: {}}' >"$work/command.json"
+  "$phare" sign --keyring "$work/keys" "$work/command.json" -o "$work/command.env.json"
+  "$phare" publish --broker "mqtt://127.0.0.1:$BROKER_PORT" "$work/command.env.json" >/dev/null
+}
+
+# Dumps QEMU's screen (the virtio-gpu scanout) and tells whether it shows
+# the SMPTE bars of the preloaded still (`bars`: yellow, cyan and magenta,
+# each over 4 % of it; a bar is 7 % once pillarboxed) or is `dark` (under
+# 1 % of the screen bright: both items fill most of it with bright colour,
+# the clip's background is blue). False when it is neither, or no dump.
+screen_is() { # bars|dark
+  rm -f "$work/screen.ppm"
+  printf 'screendump %s\n' "$work/screen.ppm" | nc -U -q 1 "$work/monitor.sock" >/dev/null 2>&1 || true
+  [ -s "$work/screen.ppm" ] || return 1
+  python3 - "$work/screen.ppm" "$1" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+fields, at = [], 0
+while len(fields) < 4:  # P6, width, height, maxval; comments start with '#'
+    while data[at:at + 1].isspace():
+        at += 1
+    if data[at:at + 1] == b"#":
+        at = data.index(b"\n", at)
+        continue
+    end = at
+    while not data[end:end + 1].isspace():
+        end += 1
+    fields.append(data[at:end])
+    at = end
+width, height = int(fields[1]), int(fields[2])
+pixels = data[at + 1:at + 1 + width * height * 3]
+def share(test):
+    hits = sum(1 for i in range(0, len(pixels), 3 * 7)
+               if test(pixels[i], pixels[i + 1], pixels[i + 2]))
+    return hits / (len(pixels) / (3 * 7))
+hi, lo = lambda v: v > 150, lambda v: v < 60
+bars = {
+    "yellow": share(lambda r, g, b: hi(r) and hi(g) and lo(b)),
+    "cyan": share(lambda r, g, b: lo(r) and hi(g) and hi(b)),
+    "magenta": share(lambda r, g, b: hi(r) and lo(g) and hi(b)),
+}
+bright = share(lambda r, g, b: max(r, g, b) > 60)
+print("screen %dx%d: %s, bright %.3f" % (width, height, bars, bright), file=sys.stderr)
+if sys.argv[2] == "bars":
+    sys.exit(0 if all(v > 0.04 for v in bars.values()) else 1)
+sys.exit(0 if bright < 0.01 else 1)
+PY
 }
 
 # --- after: the status file on the data partition -------------------------------
@@ -336,5 +422,5 @@ boot
 read_status_file
 
 log "passed in $((SECONDS - begin)) s: systemd started phare-player, it played from its cache" \
-  "with no network, then connected to the host's loopback broker through restrict=on + guestfwd"
+  "with no network onto the KMS screen, then connected to the host's loopback broker through restrict=on + guestfwd"
 echo "1 passed, 0 failed"

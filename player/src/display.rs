@@ -208,6 +208,11 @@ pub fn video_sink(sink: VideoSink, config: &DisplayConfig) -> Result<gst::Elemen
         // differs from the canvas.
         element.set_property("force-modesetting", false);
         element.set_property("can-scale", true);
+        // Every KMS driver today is atomic: setting the plane already waits
+        // for the flip. kmssink's own extra wait asks for vblank events,
+        // which some drivers lack (virtio-gpu: "drmWaitVBlank failed:
+        // Operation not supported", every frame refused).
+        element.set_property("skip-vsync", true);
     }
     if sink == VideoSink::Wayland {
         // The player owns the screen: otherwise the compositor's shell puts

@@ -50,6 +50,7 @@
 //! (a new [`Renderer`]).
 
 mod control;
+mod drm;
 mod output;
 mod producer;
 mod screenshot;

@@ -12,6 +12,8 @@
 //! reaches it (see [`panel_caps`]). A probe on the sink's pad
 //! drives the [`Timeline`] and keeps the last frame for screenshots.
 
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
@@ -19,8 +21,9 @@ use gst_video::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
+use super::drm;
 use super::timeline::Timeline;
 use super::{RenderError, RenderSettings, lock, make};
 use crate::display::{DisplayConfig, Rotation};
@@ -40,7 +43,12 @@ pub(super) struct Output {
     convert: gst::Element,
     display: DisplayConfig,
     rotation: Rotation,
+    sink: gst::Element,
     sink_name: String,
+    /// kmssink's DRM device, opened by us for each start (see [`drm`]).
+    ///
+    /// [`drm`]: super::drm
+    display_card: Option<std::fs::File>,
     /// The last error the output posted, to say why it would not start.
     last_error: Arc<Mutex<Option<String>>>,
     /// Written by the sink probe, read by screenshots; emptied when off.
@@ -124,7 +132,9 @@ impl Output {
             convert,
             display: settings.display.clone(),
             rotation: settings.display.rotation,
+            sink,
             sink_name,
+            display_card: None,
             last_error: Arc::default(),
             last_frame,
         };
@@ -199,7 +209,11 @@ impl Output {
         if !on {
             let _ = self.pipeline.set_state(gst::State::Null);
             *lock(&self.last_frame) = None;
+            self.display_card = None;
             return Ok(());
+        }
+        if self.sink_name == "kmssink" {
+            self.hand_display_card_to_sink()?;
         }
         if self.pipeline.set_state(gst::State::Playing).is_ok() {
             return Ok(());
@@ -212,6 +226,23 @@ impl Output {
             sink: self.sink_name.clone(),
             reason,
         })
+    }
+
+    /// Opens the card that drives the panel and gives kmssink its
+    /// descriptor, kept open here until the output stops.
+    fn hand_display_card_to_sink(&mut self) -> Result<(), RenderError> {
+        let (path, card) = drm::open_display_card(Path::new(drm::SYSFS), Path::new(drm::DEV))
+            .map_err(|reason| RenderError::OutputStart {
+                sink: self.sink_name.clone(),
+                reason,
+            })?;
+        info!(card = %path.display(), "KMS output");
+        // kmssink keeps the name of the last device it was given and then
+        // refuses a new descriptor: clearing the name makes room for it.
+        self.sink.set_property("driver-name", None::<&str>);
+        self.sink.set_property("fd", card.as_raw_fd());
+        self.display_card = Some(card);
+        Ok(())
     }
 
     /// Logs output errors and warnings as they happen. Nobody pops this
