@@ -389,12 +389,19 @@ impl Player {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // A status every 2 s, so that tests see changes soon, unless
+        // `extra` sets its own interval.
+        let status = if extra.contains("status_interval_s") {
+            ""
+        } else {
+            "status_interval_s = 2\n"
+        };
         let config = dir.join("player.toml");
         std::fs::write(
             &config,
             format!(
                 "device_id = \"{DEVICE}\"\nfleet = \"{FLEET}\"\nbrokers = [{}]\norigins = [{}]\n\
-                 root = {:?}\ndata_dir = {:?}\nvideo_sink = {:?}\nstatus_interval_s = 2\n{extra}",
+                 root = {:?}\ndata_dir = {:?}\nvideo_sink = {:?}\n{status}{extra}",
                 quoted(brokers),
                 quoted(origins),
                 root.display().to_string(),

@@ -172,23 +172,38 @@ async fn outside_the_power_windows_the_screen_sleeps_until_told_otherwise() {
     let off = on.checked_add(1.hour()).unwrap();
     document["display"] = json!({"power": [{"on": utc_time(on), "off": utc_time(off)}]});
     publish(&scene.broker, &scene.sign("assignment", &document)).await;
-    let player = scene.start_player();
+    // No periodic status during the test: what wakes the player then is
+    // the player's own doing.
+    let player = scene.start_player_on(&Screen::fake(), "status_interval_s = 3600\n");
     let status = player.wait_status("the screen off", |s| {
         s["display"] == "off" && s["assignment"]["version"] == 1
     });
     assert!(status["playing"].is_null(), "{status}");
     let pid = player.pid().unwrap();
-    let before = context_switches(pid);
-    std::thread::sleep(IDLE_WINDOW);
-    let woken = context_switches(pid) - before;
-    // Asleep, the player wakes for its status (every 2 s here, a few
-    // threads each time) and its broker keep-alive: 14 wake-ups in 10 s
-    // when measured. One more timer at 1 Hz stays under the bound; a
-    // faster one, or any polling, goes over it.
-    let bound = 3 * IDLE_WINDOW.as_secs();
+    // Asleep, with no status due, nothing should wake the player but its
+    // broker keep-alive (1 wake-up in 5 s when measured): one timer at
+    // 1 Hz stays under the bound, a faster one, or any polling, goes over
+    // it in every window. The quietest of a few windows counts: one-off
+    // work (a late acknowledgement, a busy broker) lands in some of them,
+    // a periodic wake-up in all.
+    let bound = IDLE_WINDOW.as_secs() + 2;
+    let quietest = (0..3)
+        .map(|_| {
+            let before = wake_ups(pid);
+            std::thread::sleep(IDLE_WINDOW);
+            let after = wake_ups(pid);
+            // Per thread: one that starts counts all its wake-ups.
+            after
+                .iter()
+                .map(|(tid, count)| count - before.get(tid).copied().unwrap_or(0))
+                .sum::<u64>()
+        })
+        .min()
+        .unwrap();
     assert!(
-        woken <= bound,
-        "the sleeping player woke {woken} times in {IDLE_WINDOW:?} (at most {bound})"
+        quietest <= bound,
+        "the sleeping player woke {quietest} times in its quietest {IDLE_WINDOW:?} \
+         (at most {bound})"
     );
 
     // An operator's display_on holds until the next window edge.
@@ -203,23 +218,27 @@ async fn outside_the_power_windows_the_screen_sleeps_until_told_otherwise() {
     });
 }
 
-/// Long enough to see any periodic wake-up many times over.
-const IDLE_WINDOW: Duration = Duration::from_secs(10);
+/// Long enough to see any periodic wake-up several times over.
+const IDLE_WINDOW: Duration = Duration::from_secs(5);
 
-/// How often the process's threads have been scheduled, in all: every
-/// wake-up of every thread counts one switch.
-fn context_switches(pid: u32) -> u64 {
+/// How often each of the process's threads has gone to sleep and been
+/// woken (voluntary context switches: preemptions by a busy machine are
+/// not wake-ups), by thread id.
+fn wake_ups(pid: u32) -> std::collections::HashMap<String, u64> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
     tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
-        .flat_map(|status| {
-            status
+        .filter_map(|task| {
+            let task = task.ok()?;
+            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+            let count = status
                 .lines()
-                .filter(|line| line.contains("ctxt_switches:"))
-                .filter_map(|line| line.split_whitespace().last()?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
+                .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))?
+                .trim()
+                .parse()
+                .ok()?;
+            Some((task.file_name().to_string_lossy().into_owned(), count))
         })
-        .sum()
+        .collect()
 }
 
 /// The device's outstanding proof-of-play records and its last sequence.
