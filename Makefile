@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: deps demo demo-headless test lint build release-bins bench bench-boot bench-cache bench-switch bench-gap bench-cpu bench-fleet
+.PHONY: deps demo demo-headless test lint build release-bins bench bench-boot bench-cache bench-switch bench-gap bench-cpu bench-fleet soak
 
 deps:
 	@scripts/install-deps.sh
@@ -57,6 +57,13 @@ bench-cpu: release-bins
 # 1000 simulated devices (FLEET_DEVICES=5000 for more) on one Mosquitto.
 bench-fleet: release-bins
 	$(CARGO) bench -p phare-tests --bench fleet
+
+# A lobby screen's hours, compressed: switches, alerts, broker and origin
+# outages, a full disk, clock jumps; fails if memory, file descriptors or
+# threads drift. SOAK_HOURS=1 for an hour (default: three minutes). Its
+# data directory is a tmpfs of its own: needs root or sudo.
+soak: release-bins
+	$(CARGO) bench -p phare-tests --bench soak
 
 # Debian packages phare-player and phare for amd64 and arm64 (cross-built),
 # in target/debian/; deb-test installs the amd64 ones in a clean bookworm
