@@ -11,6 +11,7 @@ packages=(
   mosquitto tzdata  # schedules are read in IANA time zones
   curl  # the cache benchmark's baseline
   python3-gi gir1.2-gst-rtsp-server-1.0  # the tests' RTSP camera
+  libfaketime  # the tests' spoofed clocks
   # the outputs tests: the x, gl and wayland sinks on Xvfb and Weston,
   # through Mesa's software rasteriser
   xvfb weston gstreamer1.0-x gstreamer1.0-gl libgl1-mesa-dri

@@ -23,10 +23,24 @@ use phare_protocol::broker::BrokerAddr;
 use crate::tls::{MqttAuth, mqtt_options};
 
 /// Incoming packets up to this size are read; the envelope cap (1 MiB) is
-/// enforced above, so an oversize document is reported and dropped instead
-/// of tearing down the connection (rumqttc's default limit is 10 KiB).
-const MAX_INCOMING_PACKET: usize = 8 * 1024 * 1024;
+/// enforced above, so a document somewhat over it is reported and dropped
+/// instead of tearing down the connection (rumqttc's default limit is
+/// 10 KiB). Together with [`EVENT_QUEUE`] it bounds what a hostile broker
+/// can make the device hold.
+const MAX_INCOMING_PACKET: usize = 2 * 1024 * 1024;
+/// rumqttc refuses to encode a larger packet, and a refused publish would
+/// fail the connection: [`fits_in_packet`] keeps such messages out.
 const MAX_OUTGOING_PACKET: usize = 1024 * 1024;
+/// Events waiting for the agent. When it is full the link waits, and so
+/// stops reading from the broker: a flood is held back by TCP, not by
+/// memory.
+pub const EVENT_QUEUE: usize = 16;
+
+/// Whether a publish of `payload` on `topic` fits the outgoing packet cap
+/// (with room for the MQTT header and packet id).
+pub fn fits_in_packet(topic: &str, payload: &[u8]) -> bool {
+    topic.len() + payload.len() + 16 <= MAX_OUTGOING_PACKET
+}
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -179,6 +193,8 @@ enum Request {
         /// Report [`LinkEvent::Acked`] with this token once acknowledged.
         ack: Option<u64>,
     },
+    /// Subscribe again: the broker sends the retained documents anew.
+    Resubscribe,
     Shutdown {
         last: Option<(String, Vec<u8>)>,
         done: oneshot::Sender<()>,
@@ -192,7 +208,7 @@ pub struct Link {
 }
 
 impl Link {
-    pub fn spawn(config: LinkConfig, events: mpsc::UnboundedSender<LinkEvent>) -> Link {
+    pub fn spawn(config: LinkConfig, events: mpsc::Sender<LinkEvent>) -> Link {
         let (requests, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(config, rx, events));
         Link { requests }
@@ -223,6 +239,13 @@ impl Link {
         });
     }
 
+    /// Asks the broker for the retained documents again (by subscribing
+    /// anew), e.g. once the clock was set: some may have been refused as
+    /// issued in the future of a clock that was wrong.
+    pub fn resubscribe(&self) {
+        let _ = self.requests.send(Request::Resubscribe);
+    }
+
     /// Publishes `last` (retained) if connected, disconnects cleanly so the
     /// Last Will is not sent, and stops the task.
     pub async fn shutdown(&self, last: Option<(String, Vec<u8>)>) {
@@ -236,7 +259,7 @@ impl Link {
 async fn run(
     config: LinkConfig,
     mut requests: mpsc::UnboundedReceiver<Request>,
-    events: mpsc::UnboundedSender<LinkEvent>,
+    events: mpsc::Sender<LinkEvent>,
 ) {
     let mut failover = Failover::new(config.brokers.len());
     let mut retained: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -255,7 +278,8 @@ async fn run(
                 request = requests.recv() => match request {
                     Some(Request::Publish { topic, payload, retain: true, .. }) => { retained.insert(topic, payload); }
                     // Acked publishes are the outbox's: it sends them again.
-                    Some(Request::Publish { .. }) => {}
+                    // The next session subscribes anyway.
+                    Some(Request::Publish { .. } | Request::Resubscribe) => {}
                     Some(Request::Shutdown { done, .. }) => { let _ = done.send(()); return; }
                     None => return,
                 },
@@ -264,18 +288,22 @@ async fn run(
         match session(&config, index, &mut requests, &events, &mut retained).await {
             SessionEnd::Ended(Ended::NeverUp, reason) => {
                 tracing::warn!(%broker, %reason, "broker unreachable");
-                let _ = events.send(LinkEvent::Unreachable {
-                    broker: broker.to_string(),
-                    reason,
-                });
+                let _ = events
+                    .send(LinkEvent::Unreachable {
+                        broker: broker.to_string(),
+                        reason,
+                    })
+                    .await;
                 failover.ended(Ended::NeverUp);
             }
             SessionEnd::Ended(how, reason) => {
                 tracing::warn!(%broker, %reason, "broker connection ended");
-                let _ = events.send(LinkEvent::Disconnected {
-                    broker: broker.to_string(),
-                    reason,
-                });
+                let _ = events
+                    .send(LinkEvent::Disconnected {
+                        broker: broker.to_string(),
+                        reason,
+                    })
+                    .await;
                 failover.ended(how);
             }
             SessionEnd::Shutdown => return,
@@ -349,7 +377,7 @@ async fn session(
     config: &LinkConfig,
     index: usize,
     requests: &mut mpsc::UnboundedReceiver<Request>,
-    events: &mpsc::UnboundedSender<LinkEvent>,
+    events: &mpsc::Sender<LinkEvent>,
     retained: &mut BTreeMap<String, Vec<u8>>,
 ) -> SessionEnd {
     let broker = &config.brokers[index];
@@ -375,8 +403,7 @@ async fn session(
                     // brokers (rumqttd) claim a session they do not have.
                     // Subscribing again is idempotent, and the retained
                     // documents it re-delivers are recognised as known.
-                    let filters = config.subscriptions.iter().map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
-                    if let Err(e) = client.try_subscribe_many(filters) {
+                    if let Err(e) = subscribe(&client, config) {
                         return ended(Ended::Lost, format!("subscribe: {e}"));
                     }
                     for (topic, payload) in std::mem::take(retained) {
@@ -387,16 +414,16 @@ async fn session(
                     if index > 0 {
                         next_probe = Some(tokio::time::Instant::now() + jittered(config.primary_retry));
                     }
-                    let _ = events.send(LinkEvent::Connected { broker: broker.to_string() });
+                    let _ = events.send(LinkEvent::Connected { broker: broker.to_string() }).await;
                 }
                 Ok(Event::Outgoing(Outgoing::Publish(pkid))) => acks.sent(pkid),
                 Ok(Event::Incoming(Packet::PubAck(ack))) => {
                     if let Some(token) = acks.acked(ack.pkid) {
-                        let _ = events.send(LinkEvent::Acked { token });
+                        let _ = events.send(LinkEvent::Acked { token }).await;
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    let _ = events.send(LinkEvent::Message { topic: publish.topic, payload: publish.payload.to_vec() });
+                    let _ = events.send(LinkEvent::Message { topic: publish.topic, payload: publish.payload.to_vec() }).await;
                 }
                 Ok(_) => {}
                 Err(e) if up => return ended(Ended::Lost, e.to_string()),
@@ -421,6 +448,9 @@ async fn session(
                 }
             }
             request = requests.recv() => match request {
+                Some(Request::Publish { topic, payload, .. }) if !fits_in_packet(&topic, &payload) => {
+                    tracing::error!(%topic, bytes = payload.len(), "message over the packet cap dropped");
+                }
                 Some(Request::Publish { topic, payload, retain, ack }) => {
                     if !up {
                         if retain { retained.insert(topic, payload); }
@@ -429,6 +459,11 @@ async fn session(
                             Ok(()) => acks.queued(ack),
                             Err(e) => tracing::warn!(error = %e, "publish queue full, message dropped"),
                         }
+                    }
+                }
+                Some(Request::Resubscribe) => {
+                    if up && let Err(e) = subscribe(&client, config) {
+                        return ended(Ended::Lost, format!("subscribe: {e}"));
                     }
                 }
                 Some(Request::Shutdown { last, done }) => {
@@ -448,6 +483,14 @@ async fn session(
             },
         }
     }
+}
+
+fn subscribe(client: &AsyncClient, config: &LinkConfig) -> Result<(), rumqttc::ClientError> {
+    let filters = config
+        .subscriptions
+        .iter()
+        .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+    client.try_subscribe_many(filters)
 }
 
 /// `period` give or take a quarter, so a fleet's probes spread out.

@@ -3,6 +3,7 @@
 //! events stream (rejections, downloads, playback failures).
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -76,9 +77,58 @@ pub struct Event {
     /// Machine-readable reason (DESIGN.md §3) where there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
-    pub detail: String,
+    pub detail: ShortText,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
+    pub subject: Option<ShortText>,
+}
+
+/// Text for people, bounded: an event's detail or subject may quote what
+/// a hostile broker sent (a field name, a URL, a topic), and must not grow
+/// with it. At most [`ShortText::MAX_BYTES`] bytes, cut on a character
+/// boundary with an ellipsis; control characters (which JSON would escape
+/// six-fold) become U+FFFD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ShortText(String);
+
+impl ShortText {
+    pub const MAX_BYTES: usize = 300;
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for ShortText {
+    fn from(text: &str) -> ShortText {
+        const ELLIPSIS: char = '…';
+        let mut out = String::with_capacity(text.len().min(ShortText::MAX_BYTES));
+        for c in text.chars() {
+            let c = if c.is_control() {
+                char::REPLACEMENT_CHARACTER
+            } else {
+                c
+            };
+            if out.len() + c.len_utf8() > ShortText::MAX_BYTES - ELLIPSIS.len_utf8() {
+                out.push(ELLIPSIS);
+                break;
+            }
+            out.push(c);
+        }
+        ShortText(out)
+    }
+}
+
+impl From<String> for ShortText {
+    fn from(text: String) -> ShortText {
+        ShortText::from(text.as_str())
+    }
+}
+
+impl std::fmt::Display for ShortText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl Event {
@@ -119,6 +169,62 @@ impl Status {
     }
 }
 
+/// How many rejection events a device reports per window: a hostile
+/// broker can send thousands of bad documents a second, and each event
+/// costs a durable outbox write and a status update.
+pub struct RejectionBudget {
+    window_start: Option<Instant>,
+    reported: u32,
+    suppressed: u64,
+}
+
+/// Whether a rejection is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Report it; `suppressed` rejections were counted but not reported
+    /// since the last one reported.
+    Report { suppressed: u64 },
+    /// Only count it.
+    Suppress,
+}
+
+impl RejectionBudget {
+    pub const PER_WINDOW: u32 = 10;
+    pub const WINDOW: Duration = Duration::from_secs(60);
+
+    pub fn new() -> RejectionBudget {
+        RejectionBudget {
+            window_start: None,
+            reported: 0,
+            suppressed: 0,
+        }
+    }
+
+    pub fn admit(&mut self, now: Instant) -> Admission {
+        let expired = self
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= Self::WINDOW);
+        if expired {
+            self.window_start = Some(now);
+            self.reported = 0;
+        }
+        if self.reported == Self::PER_WINDOW {
+            self.suppressed += 1;
+            return Admission::Suppress;
+        }
+        self.reported += 1;
+        Admission::Report {
+            suppressed: std::mem::take(&mut self.suppressed),
+        }
+    }
+}
+
+impl Default for RejectionBudget {
+    fn default() -> Self {
+        RejectionBudget::new()
+    }
+}
+
 /// The Last Will: what the broker says for us when we vanish.
 pub fn offline_will(device: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({"device": device, "online": false}))
@@ -136,4 +242,64 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Free space on the file system holding `path`.
 pub fn free_bytes(path: &Path) -> u64 {
     fs4::available_space(path).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_past_the_budget_are_counted_then_summed_up() {
+        let mut budget = RejectionBudget::new();
+        let start = Instant::now();
+        for _ in 0..RejectionBudget::PER_WINDOW {
+            assert_eq!(budget.admit(start), Admission::Report { suppressed: 0 });
+        }
+        for _ in 0..5000 {
+            assert_eq!(
+                budget.admit(start + Duration::from_secs(30)),
+                Admission::Suppress
+            );
+        }
+        assert_eq!(
+            budget.admit(start + RejectionBudget::WINDOW),
+            Admission::Report { suppressed: 5000 }
+        );
+        assert_eq!(
+            budget.admit(start + RejectionBudget::WINDOW),
+            Admission::Report { suppressed: 0 }
+        );
+    }
+
+    #[test]
+    fn short_text_is_bounded_whatever_it_quotes() {
+        let hostile = format!("unknown field `{}`", "\u{1}é".repeat(500_000));
+        let text = ShortText::from(hostile.as_str());
+        assert!(text.as_str().len() <= ShortText::MAX_BYTES);
+        assert!(text.as_str().starts_with("unknown field `\u{fffd}é"));
+        assert!(text.as_str().ends_with('…'));
+        // Its JSON does not grow by escaping either.
+        assert!(serde_json::to_string(&text).unwrap().len() <= ShortText::MAX_BYTES + 2);
+        assert_eq!(ShortText::from("plain").as_str(), "plain");
+    }
+
+    #[test]
+    fn a_full_status_stays_far_below_the_packet_cap() {
+        let mut status = Status::new("lobby-1");
+        let huge = "x".repeat(4 << 20);
+        for _ in 0..100 {
+            status.record_error(Event {
+                at: Timestamp::now(),
+                kind: "rejected",
+                reason: Some("malformed"),
+                detail: huge.as_str().into(),
+                subject: Some(huge.as_str().into()),
+            });
+        }
+        assert!(
+            status.to_json().len() < 16 * 1024,
+            "{}",
+            status.to_json().len()
+        );
+    }
 }

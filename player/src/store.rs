@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- Players before 0.2 raised this floor from the unauthenticated system
+-- clock: one spoofed clock could have frozen it in the future for good.
+DELETE FROM settings WHERE key = 'time_floor';
 ";
 
 /// Opens `state.db` (WAL, `synchronous=FULL`) and creates `schema`'s
@@ -157,13 +160,32 @@ impl Store {
         Ok(())
     }
 
-    /// Resets the version floors of publisher documents (assignments and
-    /// alerts) to 0, keeping the documents: after the publisher key was
-    /// rotated, the new key may start again from any version.
-    pub fn reset_publisher_floors(&self) -> Result<(), StoreError> {
+    /// The stored documents of publisher streams (assignments and alerts),
+    /// by stream.
+    pub fn publisher_documents(&self) -> Result<Vec<(String, StoredDocument)>, StoreError> {
+        let mut stmt = self.db.prepare(
+            "SELECT stream, version, envelope FROM documents
+             WHERE stream LIKE 'assignment:%' OR stream = 'alert'",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                StoredDocument {
+                    version: row.get::<_, i64>(1)? as u64,
+                    envelope: row.get(2)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Resets a stream's version floor to 0, keeping its document: its
+    /// signer's key is gone, and the new key may start again from any
+    /// version.
+    pub fn reset_floor(&self, stream: &str) -> Result<(), StoreError> {
         self.db.execute(
-            "UPDATE documents SET version = 0 WHERE stream LIKE 'assignment:%' OR stream = 'alert'",
-            [],
+            "UPDATE documents SET version = 0 WHERE stream = ?1",
+            [stream],
         )?;
         Ok(())
     }
@@ -259,26 +281,60 @@ impl Store {
         Ok(())
     }
 
-    /// The durable time floor: the latest trustworthy time seen.
+    /// The durable time floor: the latest signed `issued_at` accepted.
     pub fn time_floor(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.time_setting(TimeSetting::SignedFloor)
+    }
+
+    pub fn put_time_floor(&self, floor: Timestamp) -> Result<(), StoreError> {
+        self.put_time_setting(TimeSetting::SignedFloor, floor)
+    }
+
+    /// The system clock when the player was last seen running: untrusted,
+    /// only where a record left open by a power cut ends.
+    pub fn last_alive(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.time_setting(TimeSetting::LastAlive)
+    }
+
+    pub fn put_last_alive(&self, at: Timestamp) -> Result<(), StoreError> {
+        self.put_time_setting(TimeSetting::LastAlive, at)
+    }
+
+    fn time_setting(&self, key: TimeSetting) -> Result<Option<Timestamp>, StoreError> {
         let value: Option<String> = self
             .db
             .query_row(
-                "SELECT value FROM settings WHERE key = 'time_floor'",
-                [],
+                "SELECT value FROM settings WHERE key = ?1",
+                [key.as_str()],
                 |row| row.get(0),
             )
             .optional()?;
         Ok(value.and_then(|v| v.parse().ok()))
     }
 
-    pub fn put_time_floor(&self, floor: Timestamp) -> Result<(), StoreError> {
+    fn put_time_setting(&self, key: TimeSetting, at: Timestamp) -> Result<(), StoreError> {
         self.db.execute(
-            "INSERT INTO settings (key, value) VALUES ('time_floor', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = ?1",
-            [floor.to_string()],
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = ?2",
+            [key.as_str(), &at.to_string()],
         )?;
         Ok(())
+    }
+}
+
+/// The times kept in the `settings` table.
+#[derive(Debug, Clone, Copy)]
+enum TimeSetting {
+    SignedFloor,
+    LastAlive,
+}
+
+impl TimeSetting {
+    fn as_str(self) -> &'static str {
+        match self {
+            TimeSetting::SignedFloor => "signed_time_floor",
+            TimeSetting::LastAlive => "last_alive",
+        }
     }
 }
 

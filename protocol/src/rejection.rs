@@ -28,6 +28,8 @@ pub enum Rejection {
     UnsafeUrl(String),
     #[error("command {0:?} was already received")]
     Replay(String),
+    #[error("issued at {issued_at}, implausibly far ahead of this device's time {now}")]
+    IssuedInFuture { issued_at: String, now: String },
 }
 
 impl Rejection {
@@ -44,6 +46,7 @@ impl Rejection {
             Rejection::WrongTarget(_) => "wrong_target",
             Rejection::UnsafeUrl(_) => "unsafe_url",
             Rejection::Replay(_) => "replay",
+            Rejection::IssuedInFuture { .. } => "issued_in_future",
         }
     }
 }

@@ -762,3 +762,24 @@ impl Player {
         player
     }
 }
+
+/// The environment that runs a player under libfaketime, its wall clock
+/// read from `file` (`+0`, `@2100-01-01 00:00:00`, …), re-read every
+/// second. Monotonic clocks stay real, so timers and GStreamer keep
+/// working. libfaketime comes with `make deps` (Debian's `libfaketime`).
+pub fn faketime_env(file: &Path) -> Vec<(String, Option<String>)> {
+    let library = ["x86_64-linux-gnu", "aarch64-linux-gnu"]
+        .iter()
+        .map(|arch| PathBuf::from(format!("/usr/lib/{arch}/faketime/libfaketimeMT.so.1")))
+        .find(|path| path.exists())
+        .expect("libfaketime (Debian package libfaketime, installed by make deps)");
+    [
+        ("LD_PRELOAD", library.display().to_string()),
+        ("FAKETIME_TIMESTAMP_FILE", file.display().to_string()),
+        ("FAKETIME_CACHE_DURATION", "1".to_string()),
+        ("DONT_FAKE_MONOTONIC", "1".to_string()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_string(), Some(value)))
+    .collect()
+}

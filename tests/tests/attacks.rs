@@ -484,3 +484,184 @@ async fn version_floor_survives_kill_9_during_updates() {
     let status = player.wait_status("the rollback refused", rejected_with("rollback"));
     assert_eq!(status["assignment"]["version"], 6);
 }
+
+/// Status predicate: the device's own time (`at`) is in `range`.
+fn device_time(range: std::ops::Range<&'static str>) -> impl FnMut(&Value) -> bool {
+    let (from, to): (Timestamp, Timestamp) =
+        (range.start.parse().unwrap(), range.end.parse().unwrap());
+    move |s| {
+        s["at"]
+            .as_str()
+            .and_then(|at| at.parse::<Timestamp>().ok())
+            .is_some_and(|at| (from..to).contains(&at))
+    }
+}
+
+const OUR_TIME: std::ops::Range<&str> = "2020-01-01T00:00:00Z".."2099-01-01T00:00:00Z";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_set_forward_once_does_not_freeze_the_device() {
+    let scene = Scene::new().await;
+    let image = scene.fleet.image("usual.png", "smpte");
+    let clock = scene.work.path().join("faketime");
+    std::fs::write(&clock, "+0\n").unwrap();
+    scene.publish_assignment(1, &[&image]).await;
+    let screen = Screen {
+        env: faketime_env(&clock),
+        ..Screen::fake()
+    };
+    let mut player = scene.start_player_on(&screen, "");
+    player.wait_status("version 1", playing_version(1));
+
+    // A spoofed NTP answer: the year 2100. New documents look expired.
+    std::fs::write(&clock, "@2100-01-01 00:00:00\n").unwrap();
+    player.wait_status(
+        "the device living in 2100",
+        device_time("2100-01-01T00:00:00Z".."2101-01-01T00:00:00Z"),
+    );
+    scene.publish_assignment(2, &[&image]).await;
+    player.wait_status("version 2 refused as expired", rejected_with("expired"));
+
+    // The clock is set right: the device works again at once...
+    std::fs::write(&clock, "+0\n").unwrap();
+    player.wait_status("the device back in our time", device_time(OUR_TIME));
+    scene.publish_assignment(3, &[&image]).await;
+    player.wait_status("version 3 accepted", playing_version(3));
+
+    // ...and after a restart: nothing of 2100 was kept.
+    player.restart();
+    player.wait_status("version 3 after a restart", playing_version(3));
+    scene.publish_assignment(4, &[&image]).await;
+    let status = player.wait_status("version 4 accepted", playing_version(4));
+    assert!(device_time(OUR_TIME)(&status), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_issued_in_the_far_future_is_refused() {
+    let v = Victim::new(1).await;
+    // A publisher's typo would raise the durable time floor to 2100.
+    let mut document = v.assignment(2);
+    document["issued_at"] = "2100-01-01T00:00:00Z".into();
+    document["expires_at"] = "2100-01-02T00:00:00Z".into();
+    publish(&v.scene.broker, &v.scene.sign("assignment", &document)).await;
+    v.assert_refused("issued_in_future", 1);
+    publish(
+        &v.scene.broker,
+        &v.scene.sign("assignment", &v.assignment(3)),
+    )
+    .await;
+    v.player
+        .wait_status("version 3 accepted", playing_version(3));
+}
+
+/// An envelope of just under 1 MiB whose one unknown field is its name:
+/// the parser's complaint quotes it whole.
+fn envelope_quoting_itself() -> Vec<u8> {
+    let frame = r#"{"payloadType":"x","payload":"","signatures":[],"":1}"#;
+    let name = "\u{1}".repeat((phare_protocol::envelope::MAX_ENVELOPE_BYTES - frame.len()) / 6);
+    let bytes = serde_json::to_vec(&json!({
+        "payloadType": "x", "payload": "", "signatures": [], name: 1
+    }))
+    .unwrap();
+    assert!(bytes.len() <= phare_protocol::envelope::MAX_ENVELOPE_BYTES);
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_quoting_a_huge_input_cannot_cut_the_device_off() {
+    let v = Victim::new(1).await;
+    let events = Subscriber::new(&v.scene.broker, &device_topic("events")).await;
+    publish_raw(
+        &v.scene.broker,
+        &device_topic("assignment"),
+        envelope_quoting_itself(),
+        false,
+    )
+    .await;
+    v.assert_refused("malformed", 1);
+    // The event reached the broker, short; the link is alive and the next
+    // document plays.
+    wait_for(
+        || {
+            events
+                .json()
+                .iter()
+                .any(|e| e["reason"] == "malformed" && e["detail"].as_str().unwrap().len() < 1024)
+        },
+        "the short rejection event on the broker",
+    );
+    publish(
+        &v.scene.broker,
+        &v.scene.sign("assignment", &v.assignment(2)),
+    )
+    .await;
+    let status = v.player.wait_status("version 2", playing_version(2));
+    assert!(
+        status.to_string().len() < 64 * 1024,
+        "{}",
+        status.to_string().len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_documents_is_reported_within_a_budget() {
+    let v = Victim::new(1).await;
+    let events = Subscriber::new(&v.scene.broker, &device_topic("events")).await;
+    let flood = 2000;
+    {
+        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+        let options = MqttOptions::new("flood", "127.0.0.1", v.scene.broker.port);
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let topic = device_topic("assignment");
+        tokio::spawn(async move {
+            for n in 0..flood {
+                let bad = format!("{{nope {n}").into_bytes();
+                client
+                    .publish(&topic, QoS::AtLeastOnce, false, bad)
+                    .await
+                    .unwrap();
+            }
+        });
+        let mut acked = 0;
+        while acked < flood {
+            if let Event::Incoming(Packet::PubAck(_)) = eventloop.poll().await.unwrap() {
+                acked += 1;
+            }
+        }
+    }
+    // The device is still responsive: a good document plays.
+    publish(
+        &v.scene.broker,
+        &v.scene.sign("assignment", &v.assignment(2)),
+    )
+    .await;
+    v.player
+        .wait_status("version 2 after the flood", playing_version(2));
+    let reported = events
+        .json()
+        .iter()
+        .filter(|e| e["kind"] == "rejected")
+        .count();
+    assert!(
+        (1..=20).contains(&reported),
+        "{reported} rejection events for {flood} bad documents"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_publisher_key_keeps_the_version_floors() {
+    let mut v = Victim::new(1).await;
+    let first = v.scene.sign("assignment", &v.assignment(2));
+    publish(&v.scene.broker, &first).await;
+    v.player.wait_status("version 2", playing_version(2));
+    let old = v.scene.sign("assignment", &v.assignment(1));
+    // A second publisher key joins; the first stays valid.
+    v.scene.fleet.keys.add(RoleName::Publisher, None).unwrap();
+    publish(&v.scene.broker, &root_file(&v.scene, 2)).await;
+    v.player.wait_status("root 2 accepted", |s| {
+        s["errors"].as_array().is_some_and(|e| e.is_empty()) && !s["playing"].is_null()
+    });
+    // The broker replays an older, unexpired assignment.
+    publish(&v.scene.broker, &old).await;
+    v.assert_refused("rollback", 2);
+}

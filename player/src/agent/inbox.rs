@@ -43,15 +43,38 @@ impl Agent {
             tracing::info!(version, "accepted a new root");
         }
         if update.publisher_rotated {
-            tracing::info!(
-                "publisher keys rotated: version floors of assignments and alerts reset"
-            );
-            if let Err(e) = self.store.reset_publisher_floors() {
-                tracing::error!(error = %e, "resetting version floors");
-            }
+            self.reset_orphaned_floors();
         }
         if let Some(rejection) = update.rejected {
             self.reject(topic, &rejection);
+        }
+    }
+
+    /// After the publisher keys changed, resets the version floor of each
+    /// stream whose stored document no longer verifies under the new root
+    /// (its key was rotated away: a stolen key's fast-forward is undone).
+    /// The others keep theirs, or an older document could be replayed.
+    fn reset_orphaned_floors(&mut self) {
+        let documents = match self.store.publisher_documents() {
+            Ok(documents) => documents,
+            Err(e) => return tracing::error!(error = %e, "reading the version floors"),
+        };
+        for (stream, stored) in documents {
+            let still_signed = if stream == ALERT_STREAM {
+                self.trust.reverify_alert(&stored).is_ok()
+            } else {
+                self.trust.reverify_stored(&stored).is_ok()
+            };
+            if still_signed {
+                continue;
+            }
+            tracing::info!(
+                stream,
+                "its signer's key was rotated away: version floor reset"
+            );
+            if let Err(e) = self.store.reset_floor(&stream) {
+                tracing::error!(error = %e, stream, "resetting a version floor");
+            }
         }
     }
 
@@ -61,11 +84,10 @@ impl Agent {
             Ok(floor) => floor,
             Err(e) => return tracing::error!(error = %e, "reading the version floor"),
         };
-        let assignment = match self.trust.verify_assignment(
-            &envelope,
-            floor.as_ref(),
-            self.clock.now(Timestamp::now()),
-        ) {
+        let assignment = match self
+            .trust
+            .verify_assignment(&envelope, floor.as_ref(), self.now())
+        {
             Ok(Verdict::New(assignment)) if assignment.target == target => *assignment,
             Ok(Verdict::New(assignment)) => {
                 return self.reject(target, &Rejection::WrongTarget(assignment.target));
@@ -73,6 +95,9 @@ impl Agent {
             Ok(Verdict::Known) => return,
             Err(rejection) => return self.reject(target, &rejection),
         };
+        if let Err(rejection) = self.check_issued_at(assignment.issued_at) {
+            return self.reject(target, &rejection);
+        }
         if let Err(e) = self
             .store
             .put_document(&stream, assignment.version, &envelope.to_json())
@@ -102,6 +127,9 @@ impl Agent {
             Ok(Verdict::Known) => return,
             Err(rejection) => return self.reject(ALERT_STREAM, &rejection),
         };
+        if let Err(rejection) = self.check_issued_at(alert.issued_at) {
+            return self.reject(ALERT_STREAM, &rejection);
+        }
         if let Err(e) = self
             .store
             .put_document(ALERT_STREAM, alert.version, &envelope.to_json())
@@ -117,6 +145,12 @@ impl Agent {
         self.alert = Some(alert);
         self.replan();
         self.publish_status();
+    }
+
+    /// A signed time far ahead of ours would raise the durable time floor
+    /// into the future: refused before the document is stored.
+    fn check_issued_at(&self, issued_at: Timestamp) -> Result<(), Rejection> {
+        self.clock.check_issued_at(issued_at, Timestamp::now())
     }
 
     /// The alert to show now, if any: active, unexpired, addressed to us.
@@ -135,6 +169,9 @@ impl Agent {
             Ok(command) => command,
             Err(rejection) => return self.reject(&subject, &rejection),
         };
+        if let Err(rejection) = self.check_issued_at(command.issued_at) {
+            return self.reject(&subject, &rejection);
+        }
         match self
             .store
             .record_command(&command.id, command.expires_at, now)
@@ -255,7 +292,7 @@ impl Agent {
             "display_on" | "display_off" => {
                 let on = command.action == "display_on";
                 let planned = match &self.active {
-                    Some(active) => active.schedule.plan(self.clock.floor()).display_on,
+                    Some(active) => active.schedule.plan(self.now()).display_on,
                     None => true,
                 };
                 self.display_override = Some((on, planned));
@@ -267,14 +304,25 @@ impl Agent {
         }
     }
 
+    /// Reports a refused document (within the rejection budget: past it,
+    /// refusals are only counted, and the next report says how many).
     pub(super) fn reject(&mut self, subject: &str, rejection: &Rejection) {
-        tracing::warn!(subject, reason = rejection.code(), %rejection, "document rejected");
+        let suppressed = match self.rejections.admit(Instant::now()) {
+            Admission::Report { suppressed } => suppressed,
+            Admission::Suppress => return,
+        };
+        let mut detail = rejection.to_string();
+        if suppressed > 0 {
+            detail = format!("{suppressed} more rejections not reported; this one: {detail}");
+        }
+        let (detail, subject) = (ShortText::from(detail), ShortText::from(subject));
+        tracing::warn!(%subject, reason = rejection.code(), %detail, "document rejected");
         self.emit(Event {
             at: Timestamp::now(),
             kind: "rejected",
             reason: Some(rejection.code()),
-            detail: rejection.to_string(),
-            subject: Some(subject.to_string()),
+            detail,
+            subject: Some(subject),
         });
         self.publish_status();
     }

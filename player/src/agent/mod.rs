@@ -33,7 +33,8 @@ use crate::render::{
     StatusScreen, ThumbnailFormat,
 };
 use crate::report::{
-    self, AssignmentStatus, Event, LiveStatus, PendingStatus, PlayingStatus, Status,
+    self, Admission, AssignmentStatus, Event, LiveStatus, PendingStatus, PlayingStatus,
+    RejectionBudget, ShortText, Status,
 };
 use crate::schedule::Schedule;
 use crate::store::{OpenPlay, Store};
@@ -103,6 +104,8 @@ pub struct Agent {
     /// Events and command responses until a broker has them.
     outbox: Outbox,
     status: Status,
+    /// How many rejections are still reported this minute.
+    rejections: RejectionBudget,
     started: Instant,
     clock: TrustedClock,
     /// Wakes the agent at the next schedule change, or when the clock is set.
@@ -122,12 +125,14 @@ pub struct Agent {
     play_token: u64,
     /// The time floor as last written to the store.
     floor_saved: Timestamp,
+    /// When "last alive" was last written to the store.
+    alive_saved: Timestamp,
     /// The newest verified alert of the fleet, shown if it concerns us.
     alert: Option<Alert>,
     /// Verified assignments by target (`device:<id>`, `group:<name>`).
     assignments: BTreeMap<String, Assignment>,
     active: Option<Active>,
-    link_events: mpsc::UnboundedReceiver<LinkEvent>,
+    link_events: mpsc::Receiver<LinkEvent>,
     fetch_events: mpsc::UnboundedReceiver<FetchEvent>,
     render_events: mpsc::UnboundedReceiver<RenderEvent>,
     /// Command responses finished off the agent's task (screenshots):
@@ -156,11 +161,12 @@ impl Agent {
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
         let store = Store::open(&config.data_dir.join("state.db"))?;
         let outbox = Outbox::open(&config.data_dir.join("state.db"))?;
-        let floor = store.time_floor()?;
-        let clock = TrustedClock::new(floor);
-        // Records left open by a crash or power cut end where the last
-        // trustworthy time says.
-        store.close_abandoned_plays(floor.unwrap_or_else(Timestamp::now))?;
+        let clock = TrustedClock::new(store.time_floor()?);
+        // Records left open by a crash or power cut end when the player was
+        // last seen alive, never after now.
+        let now = clock.now(Timestamp::now());
+        let last_alive = store.last_alive()?.map_or(now, |at| at.min(now));
+        store.close_abandoned_plays(last_alive)?;
         let pinned_bytes = std::fs::read(&config.root)
             .with_context(|| format!("reading the pinned root {}", config.root.display()))?;
         let pinned = Envelope::from_slice(&pinned_bytes).context("the pinned root")?;
@@ -201,7 +207,7 @@ impl Agent {
         subscriptions.extend(config.groups.iter().map(|g| topics.group_assignment(g)));
         subscriptions.push(topics.alert());
         subscriptions.push(topics.command(&config.device_id));
-        let (link_tx, link_events) = mpsc::unbounded_channel();
+        let (link_tx, link_events) = mpsc::channel(crate::link::EVENT_QUEUE);
         let link = Link::spawn(
             LinkConfig {
                 client_id: config.device_id.clone(),
@@ -228,8 +234,10 @@ impl Agent {
             renderer,
             link,
             outbox,
+            rejections: RejectionBudget::new(),
             started: Instant::now(),
             floor_saved: clock.floor(),
+            alive_saved: Timestamp::UNIX_EPOCH,
             alarm: Alarm::new().context("creating the schedule alarm")?,
             alert_on_screen: None,
             alert_asset_playing: false,
@@ -285,6 +293,8 @@ impl Agent {
                 ring = self.alarm.ring() => {
                     if let Ok(Ring::ClockSet) = ring {
                         tracing::info!("the system clock was set: re-planning");
+                        // Documents refused against the wrong time come again.
+                        self.link.resubscribe();
                     }
                     self.replan();
                     self.publish_status();
@@ -303,6 +313,9 @@ impl Agent {
             self.topics.status(&self.config.device_id),
             self.status.to_json(),
         );
+        // Nobody reads the link's events any more: closing the queue keeps
+        // the link from waiting on it instead of serving the shutdown.
+        self.link_events.close();
         self.link.shutdown(Some(last)).await;
     }
 
@@ -338,20 +351,29 @@ impl Agent {
         }
     }
 
-    /// Persists the time floor when it moved by a minute or more: often
-    /// enough to matter after a power cut, rarely enough to spare the SD card.
-    fn save_time_floor(&mut self) {
+    /// Persists the signed time floor when it moved, and the untrusted
+    /// "last alive" time once a minute: often enough to end an open
+    /// proof-of-play record near a power cut, rarely enough to spare the
+    /// SD card.
+    fn save_times(&mut self) {
         let floor = self.clock.floor();
-        if floor.duration_since(self.floor_saved) >= jiff::SignedDuration::from_secs(60) {
+        if floor != self.floor_saved {
             match self.store.put_time_floor(floor) {
                 Ok(()) => self.floor_saved = floor,
                 Err(e) => tracing::error!(error = %e, "saving the time floor"),
             }
         }
+        let now = Timestamp::now();
+        if now.duration_since(self.alive_saved).abs() >= jiff::SignedDuration::from_secs(60) {
+            match self.store.put_last_alive(now) {
+                Ok(()) => self.alive_saved = now,
+                Err(e) => tracing::error!(error = %e, "saving the last-alive time"),
+            }
+        }
     }
 
     /// The trusted now: never below the durable time floor.
-    fn now(&mut self) -> Timestamp {
+    fn now(&self) -> Timestamp {
         self.clock.now(Timestamp::now())
     }
 
@@ -382,8 +404,8 @@ impl Agent {
                     at: Timestamp::now(),
                     kind: "broker_unreachable",
                     reason: None,
-                    detail: reason,
-                    subject: Some(broker),
+                    detail: reason.into(),
+                    subject: Some(broker.into()),
                 };
                 let repeated = self.status.errors.last().is_some_and(|last| {
                     (last.kind, &last.detail, &last.subject)
@@ -433,6 +455,15 @@ impl Agent {
     /// Sends `payload` through the durable outbox: kept until a broker
     /// acknowledges it; `low_value` ones are dropped first when it is full.
     fn queue(&mut self, topic: &str, payload: &[u8], low_value: bool) {
+        // Stored, it would be sent first again on every connection and fail
+        // each one: never queued.
+        if !crate::link::fits_in_packet(topic, payload) {
+            return tracing::error!(
+                topic,
+                bytes = payload.len(),
+                "message over the packet cap dropped"
+            );
+        }
         if let Err(e) = self.outbox.push(topic, payload, low_value) {
             tracing::error!(error = %e, topic, "queueing a message");
         }
@@ -457,7 +488,7 @@ impl Agent {
 
     fn publish_status(&mut self) {
         let now = self.now();
-        self.save_time_floor();
+        self.save_times();
         self.status.at = now;
         self.status.alert = self.shown_alert(now).map(|a| {
             serde_json::json!({"version": a.version, "style": a.style, "message": a.message, "expires_at": a.expires_at})

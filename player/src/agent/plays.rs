@@ -48,12 +48,12 @@ impl Agent {
                 let subject = active
                     .items
                     .get(index)
-                    .map(|(_, source)| source.to_string());
+                    .map(|(_, source)| source.to_string().into());
                 self.emit(Event {
                     at: Timestamp::now(),
                     kind: "play_failed",
                     reason: None,
-                    detail: reason,
+                    detail: reason.into(),
                     subject,
                 });
                 self.publish_status();
@@ -101,21 +101,35 @@ impl Agent {
         if self.status.broker.is_none() || self.plays_in_flight.is_some() {
             return;
         }
-        let batch = match self.store.closed_plays(PLAY_BATCH) {
+        let mut batch = match self.store.closed_plays(PLAY_BATCH) {
             Ok(batch) => batch,
             Err(e) => return tracing::error!(error = %e, "reading proof of play"),
+        };
+        let topic = self.topics.pop(&self.config.device_id);
+        // Halved until it fits one packet (records quote live URIs).
+        let json = loop {
+            let payload = serde_json::json!({"device": self.config.device_id, "records": batch});
+            let json = serde_json::to_vec(&payload).expect("records always serialise");
+            if crate::link::fits_in_packet(&topic, &json) || batch.len() <= 1 {
+                break json;
+            }
+            batch.truncate(batch.len() / 2);
         };
         let Some(last) = batch.last().map(|r| r.seq) else {
             return;
         };
-        let payload = serde_json::json!({"device": self.config.device_id, "records": batch});
+        if !crate::link::fits_in_packet(&topic, &json) {
+            tracing::error!(
+                seq = last,
+                "a proof-of-play record over the packet cap dropped"
+            );
+            if let Err(e) = self.store.forget_plays_through(last) {
+                return tracing::error!(error = %e, "forgetting an unsendable record");
+            }
+            return self.send_plays();
+        }
         self.play_token += 1;
-        let json = serde_json::to_vec(&payload).expect("records always serialise");
-        self.link.publish_acked(
-            self.topics.pop(&self.config.device_id),
-            json,
-            self.play_token,
-        );
+        self.link.publish_acked(topic, json, self.play_token);
         self.plays_in_flight = Some((self.play_token, last));
     }
 }

@@ -239,8 +239,9 @@ impl Cache {
                             "{} bytes to fetch, {} more than the cache can free without \
                              touching what plays",
                             shortfall.needed, shortfall.short_by
-                        ),
-                        subject: Some(subject.to_string()),
+                        )
+                        .into(),
+                        subject: Some(subject.into()),
                     });
                     self.refused = Some(ids);
                 }
@@ -588,8 +589,8 @@ fn event(kind: &'static str, reason: Option<&'static str>, detail: String, id: &
         at: Timestamp::now(),
         kind,
         reason,
-        detail,
-        subject: Some(id.to_string()),
+        detail: detail.into(),
+        subject: Some(id.to_string().into()),
     }
 }
 
