@@ -69,6 +69,11 @@ deb:
 deb-test: deb
 	@scripts/test-deb.sh
 
+# The tests of the scripts themselves (no root, nothing installed).
+.PHONY: script-test
+script-test:
+	@scripts/test-apt-ensure.sh
+
 # Offline checks of the Yocto layer: crates.inc in sync, oelint-adv, BitBake's
 # parser, kas schema (yocto/meta-phare/README.md). Installs its own tools.
 .PHONY: yocto-check

@@ -41,8 +41,10 @@ player_deb=$(newest phare-player)
 tool_deb=$(newest phare)
 echo "testing $player_deb and $tool_deb"
 
-tools=(mmdebstrap)
-if [ "$boot" != 0 ]; then tools+=(systemd-container mosquitto); fi
+tools=(mmdebstrap:mmdebstrap util-linux:unshare,nsenter)
+if [ "$boot" != 0 ]; then
+  tools+=(systemd-container:systemd-nspawn mosquitto:mosquitto procps:pgrep)
+fi
 scripts/apt-ensure.sh "${tools[@]}"
 
 # The base: what the packages depend on and recommend (first alternative,
