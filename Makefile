@@ -76,6 +76,19 @@ deb:
 deb-test: deb
 	@scripts/test-deb.sh
 
+# The tests of the scripts themselves (no root, nothing installed).
+.PHONY: script-test
+script-test:
+	@scripts/test-apt-ensure.sh
+
+# .ci/run on a clean clone of HEAD in a clean Debian bookworm chroot with
+# nothing in it but this machine's Rust toolchain: proves that every step
+# installs what it needs (root or sudo; an hour or more; log and wall time
+# in target/ci-fresh/).
+.PHONY: ci-fresh
+ci-fresh:
+	@scripts/ci-fresh.sh
+
 # Offline checks of the Yocto layer: crates.inc in sync, oelint-adv, BitBake's
 # parser, kas schema (yocto/meta-phare/README.md). Installs its own tools.
 .PHONY: yocto-check

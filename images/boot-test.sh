@@ -53,8 +53,15 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 ensure_tools() {
-  local packages=(qemu-system-arm qemu-utils mosquitto mosquitto-clients netcat-openbsd jq
-    python3 mtools e2fsprogs fdisk gstreamer1.0-tools)
+  # qemu-utils at qemu-system-arm's version: a newer one (a backport)
+  # Breaks the older qemu-system-common, and apt would remove it.
+  # The GStreamer plugins: the media made for the preload, and the host
+  # player playing them.
+  local packages=(qemu-system-arm:qemu-system-aarch64 qemu-utils=@qemu-system-arm:qemu-img,qemu-io
+    mosquitto:mosquitto mosquitto-clients:mosquitto_sub netcat-openbsd:nc jq:jq python3:python3
+    mtools:mcopy e2fsprogs:mkfs.ext4,debugfs,e2fsck util-linux:partx
+    gstreamer1.0-tools:gst-launch-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad gstreamer1.0-libav)
   "$repo/scripts/apt-ensure.sh" "${packages[@]}"
 }
 

@@ -33,7 +33,11 @@ fi
 # --- host tools ---------------------------------------------------------------
 
 ensure_tools() {
-  local packages=(mmdebstrap genimage qemu-user-static dosfstools mtools e2fsprogs fdisk zstd)
+  # arch-test: mmdebstrap needs it for a foreign architecture (a Recommends,
+  # which apt-ensure does not install).
+  local packages=(mmdebstrap:mmdebstrap arch-test:arch-test genimage:genimage
+    qemu-user-static:qemu-aarch64-static dosfstools:mkfs.vfat mtools:mcopy
+    e2fsprogs:mke2fs,mkfs.ext4 fdisk:sfdisk zstd:zstd)
   "$repo/scripts/apt-ensure.sh" "${packages[@]}"
   # Run arm64 programs (package scripts, update-initramfs) under qemu-user.
   if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then

@@ -2,10 +2,10 @@
 # `make deb`: the Debian packages phare-player and phare, for amd64 (this
 # machine) and arm64 (cross-built: Raspberry Pi 4 and 5), in target/debian/.
 #
-# Installs what it needs first and skips what is there: the build packages
-# (scripts/install-deps.sh), the arm64 cross toolchain, mmdebstrap and
-# qemu-user-static (apt, with sudo when not root), the Rust target and
-# cargo-deb. The arm64 GStreamer development files do not co-install with
+# Installs what it needs first: the build packages (scripts/install-deps.sh),
+# the arm64 cross toolchain, mmdebstrap and qemu-user-static (apt, with sudo
+# when not root; scripts/apt-ensure.sh checks the commands), the Rust target
+# and cargo-deb (skipped when there). The arm64 GStreamer development files do not co-install with
 # the amd64 ones through multiarch, so they come in a sysroot unpacked by
 # mmdebstrap from this machine's Debian mirror, cached under
 # ~/.cache/phare/ (keyed by its package list).
@@ -26,7 +26,11 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "build dependencies"
 scripts/install-deps.sh
-tools=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross mmdebstrap dpkg-dev file qemu-user-static)
+# arch-test: mmdebstrap needs it for a foreign architecture (a Recommends,
+# which apt-ensure does not install).
+tools=(gcc-aarch64-linux-gnu:aarch64-linux-gnu-gcc,aarch64-linux-gnu-ar libc6-dev-arm64-cross
+  mmdebstrap:mmdebstrap arch-test:arch-test dpkg-dev:dpkg-shlibdeps file:file
+  qemu-user-static:qemu-aarch64-static)
 scripts/apt-ensure.sh "${tools[@]}"
 if ! rustup target list --installed | grep -qx "$arm_target"; then
   rustup target add "$arm_target"

@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Phare needs to build, test and run the
-# demo. Fast when they are already there: nothing is fetched then.
+# demo, and checks the commands the build and the tests run
+# (scripts/apt-ensure.sh: one apt transaction; nothing is fetched when they
+# are already there).
 set -euo pipefail
 
 packages=(
-  build-essential pkg-config
+  build-essential:cc,make pkg-config:pkg-config
+  ca-certificates  # cargo fetches the crates over HTTPS
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-libav gstreamer1.0-tools fonts-dejavu-core
-  mosquitto tzdata  # schedules are read in IANA time zones
-  curl  # the cache benchmark's baseline
-  python3-gi gir1.2-gst-rtsp-server-1.0  # the tests' RTSP camera
-  libfaketime  # the tests' spoofed clocks
+  gstreamer1.0-libav gstreamer1.0-tools:gst-launch-1.0,gst-inspect-1.0 fonts-dejavu-core
+  mosquitto:mosquitto,mosquitto_passwd
+  tzdata  # schedules are read in IANA time zones
+  curl:curl  # the cache benchmark's baseline
+  procps:kill,pgrep  # the tests stop players and brokers with kill
+  python3-gi:python3 gir1.2-gst-rtsp-server-1.0  # the tests' RTSP camera
+  libfaketime  # the tests' spoofed clocks (LD_PRELOAD)
+  mount:mount,umount util-linux:fallocate  # make soak's full disk (a tmpfs)
   # the outputs tests: the x, gl and wayland sinks on Xvfb and Weston,
   # through Mesa's software rasteriser
-  xvfb weston gstreamer1.0-x gstreamer1.0-gl libgl1-mesa-dri
+  xvfb:Xvfb weston:weston gstreamer1.0-x gstreamer1.0-gl libgl1-mesa-dri
 )
 
 "$(dirname "$0")/apt-ensure.sh" "${packages[@]}"

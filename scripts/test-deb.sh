@@ -41,8 +41,10 @@ player_deb=$(newest phare-player)
 tool_deb=$(newest phare)
 echo "testing $player_deb and $tool_deb"
 
-tools=(mmdebstrap)
-if [ "$boot" != 0 ]; then tools+=(systemd-container mosquitto); fi
+tools=(mmdebstrap:mmdebstrap util-linux:unshare,nsenter)
+if [ "$boot" != 0 ]; then
+  tools+=(systemd-container:systemd-nspawn mosquitto:mosquitto procps:pgrep)
+fi
 scripts/apt-ensure.sh "${tools[@]}"
 
 # The base: what the packages depend on and recommend (first alternative,
@@ -173,18 +175,31 @@ if [ "$boot" != 0 ]; then
   systemd-nspawn --quiet --directory="$root" --machine="phare-deb-test-$$" --boot \
     --register=no --keep-unit --console=passive >"$root.boot.log" 2>&1 &
   nspawn=$!
+  # Readiness, in two real signals, each with a generous bound (a cold
+  # first run on a loaded machine is slow): the container's systemd opens
+  # its private bus socket once its manager is set up, then
+  # `is-system-running --wait` returns when the boot is over. A systemctl
+  # before the socket exists fails at once ("Failed to connect to bus: No
+  # such file or directory"): that failed the first, cold run, when only
+  # the init process was waited for.
   init=""
-  for _ in $(seq 100); do
-    init=$(pgrep -P "$nspawn" -x systemd || true)
-    [ -n "$init" ] && break
-    sleep 0.1
-  done
-  [ -n "$init" ] || { cat "$root.boot.log"; fail "the container did not boot"; }
-  in_box() { nsenter --target "$init" --all "$@"; }
-  state=$(timeout 120 nsenter --target "$init" --all systemctl is-system-running --wait || true)
+  booting() { # WHAT SECONDS: fails if the container died or WHAT is past its deadline, else waits a moment
+    kill -0 "$nspawn" 2>/dev/null || { cat "$root.boot.log"; fail "the container stopped while $1"; }
+    [ "$SECONDS" -lt "$deadline" ] || { cat "$root.boot.log"; fail "$1: nothing after $2 s"; }
+    sleep 0.2
+  }
+  deadline=$((SECONDS + 60))
+  until init=$(pgrep -P "$nspawn" -x systemd); do booting "waiting for its systemd to start" 60; done
+  # --root --wd: the container's own root, also when this script runs in
+  # a chroot (setns puts a process at its mount namespace's root, which
+  # is then the machine's, not the container's).
+  in_box() { nsenter --target "$init" --all --root --wd "$@"; }
+  deadline=$((SECONDS + 180))
+  until in_box test -S /run/systemd/private; do booting "waiting for its systemd's bus socket" 180; done
+  state=$(timeout 300 nsenter --target "$init" --all --root --wd systemctl is-system-running --wait) || true
   if [ "$state" != running ]; then
     in_box systemctl --failed --no-pager || true
-    [ "$state" = degraded ] || fail "the container is ${state:-unreachable}, not running"
+    [ "$state" = degraded ] || fail "the container is ${state:-still starting after 300 s}, not running"
   fi
   pass "booted: $state"
 

@@ -5,14 +5,20 @@
 #   2. oelint-adv finds nothing in meta-phare
 #   3. BitBake's own parser parses the layer, the distro and the recipes,
 #      and the expanded values agree with the source tree
-#   4. the kas files validate against kas's schema and load with kas
-# The tools (requirements.txt, pinned) go into a virtualenv under
+#   4. the kas files validate against kas's schema and load with kas, and
+#      every remote layer is pinned to a full commit on a named branch
+#      (kas-pins: that check's own tests, an unpinned layer must fail it)
+# Python, its venv module and git come from apt (scripts/apt-ensure.sh); the
+# tools (requirements.txt, pinned) go into a virtualenv under
 # ${XDG_CACHE_HOME:-~/.cache}/phare/, made once and reused while
 # requirements.txt does not change. Exits non-zero if any check fails.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+# python3-venv: Debian's python3 has no ensurepip without it; git: kas's
+# loader runs it; ca-certificates: pip fetches over HTTPS.
+"$root/scripts/apt-ensure.sh" python3:python3 python3-venv git:git ca-certificates || exit 2
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/phare"
 venv="$cache/yocto-venv"
 python="${PYTHON:-python3}"
@@ -79,6 +85,7 @@ step crates-inc  "$python" "$here/gen-crates-inc.py" --check
 step oelint-adv  oelint
 step bitbake-parse "$venv/bin/python" "$here/check_bitbake.py"
 step kas-schema  "$venv/bin/python" "$here/check_kas.py"
+step kas-pins    "$venv/bin/python" "$here/test_check_kas.py"
 
 echo "yocto-check:"
 printf '%s\n' "${summary[@]}"

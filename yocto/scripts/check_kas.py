@@ -5,8 +5,9 @@ Each file is checked against kas's JSON schema (kas/schema-kas.json, the one
 kas validates with) using jsonschema; then each top-level build file is loaded
 the way `kas build` loads it (kas.includehandler: schema, header version,
 includes, lock files) and the merged configuration is checked: machine,
-distro, target, the local layer, and a full commit id on every remote
-repository. No repository is cloned.
+distro, target, the local layer, and a full commit id and a branch on every
+remote repository (`pin_problems`: no exceptions, an unpinned layer fails).
+No repository is cloned.
 
 Prints one line per check; exits 1 if any fails.
 """
@@ -36,13 +37,40 @@ ROOT = Path(__file__).resolve().parents[2]
 KAS_DIR = ROOT / "yocto/kas"
 TOPS = {"phare-rpi4.yml": "raspberrypi4-64", "phare-rpi5.yml": "raspberrypi5"}
 REMOTES = {"bitbake", "openembedded-core", "meta-openembedded", "meta-raspberrypi", "meta-lts-mixins"}
-# Repositories allowed without a commit, each for a reason (see the README).
-# Any other remote repository without a full commit id fails the check.
-KNOWN_UNPINNED = {
-    "meta-raspberrypi": "no commit of its wrynose branch could be verified offline; "
-                        "pin it with `kas lock` on a networked host",
-}
+# The repository that holds the kas files: its layer comes from this tree.
+LOCAL = "phare"
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def pin_problems(repos: dict) -> dict[str, str]:
+    """Every remote repository of a merged kas configuration that is not
+    pinned, with why: each needs a url, a full 40-hex commit and the branch
+    that commit is on (kas refuses a commit that is not on it). A branch
+    alone follows whatever is pushed to it: a build would not be repeatable."""
+    problems = {}
+    for name in sorted(set(repos) - {LOCAL}):
+        r = repos[name] or {}
+        commit = str(r.get("commit") or "")
+        if not r.get("url"):
+            problems[name] = "no url"
+        elif not COMMIT.match(commit):
+            problems[name] = f"no full commit id (commit: {commit or 'none'})"
+        elif not r.get("branch"):
+            problems[name] = f"commit {commit} names no branch"
+    return problems
+
+
+def load(top: Path) -> tuple[dict, list]:
+    """The configuration of a top-level kas file as `kas build` merges it
+    (includes, lock file), and the repositories it misses."""
+    return IncludeHandler([str(top)], use_lock=True).get_config()
+
+
+def setup_kas() -> None:
+    """kas's loader runs git (to find the repository's top) through a kas
+    context; give it a throw-away work directory."""
+    os.environ["KAS_WORK_DIR"] = tempfile.mkdtemp(prefix="phare-kas-")
+    create_global_context(argparse.Namespace(no_color=True))
 
 
 
@@ -54,10 +82,7 @@ def main() -> int:
     validator_cls.check_schema(schema)
     validator = validator_cls(schema)
     print(f"kas {kas.__version__}, {schema_path.name}, jsonschema {importlib.metadata.version('jsonschema')}")
-    # kas's loader runs git (to find the repository's top) through a kas
-    # context; give it a throw-away work directory.
-    os.environ["KAS_WORK_DIR"] = tempfile.mkdtemp(prefix="phare-kas-")
-    create_global_context(argparse.Namespace(no_color=True))
+    setup_kas()
 
     files = sorted(KAS_DIR.glob("*.yml"))
     check(bool(files), "yocto/kas has kas files")
@@ -77,7 +102,7 @@ def main() -> int:
             check(False, f"{top} exists")
             continue
         try:
-            config, missing = IncludeHandler([str(path)], use_lock=True).get_config()
+            config, missing = load(path)
         except Exception as e:
             check(False, f"{top} loads with kas (includes, lock file)", f"{type(e).__name__}: {e}")
             continue
@@ -86,25 +111,19 @@ def main() -> int:
         check(config.get("distro") == "phare", f"{top}: distro phare", str(config.get("distro")))
         check(config.get("target") == "phare-image", f"{top}: target phare-image", str(config.get("target")))
         repos = config.get("repos", {})
-        local = repos.get("phare") or {}
+        local = repos.get(LOCAL) or {}
         layers = list((local.get("layers") or {}).keys())
         check("url" not in local and layers == ["yocto/meta-phare"]
               and (ROOT / "yocto/meta-phare/conf/layer.conf").is_file(),
               f"{top}: the local repo adds yocto/meta-phare", str(local))
         check(REMOTES <= set(repos), f"{top}: repos {', '.join(sorted(REMOTES))}",
               f"missing {sorted(REMOTES - set(repos))}")
-        for name in sorted(set(repos) - {"phare"}):
+        problems = pin_problems(repos)
+        for name in sorted(set(repos) - {LOCAL}):
             r = repos[name] or {}
-            if not r.get("url"):
-                check(False, f"{top}: {name} has a url")
-                continue
-            commit = r.get("commit")
-            if commit is None and name in KNOWN_UNPINNED:
-                print(f"  WARN  {top}: {name} is not pinned to a commit ({KNOWN_UNPINNED[name]})")
-                check(bool(r.get("branch")), f"{top}: {name} tracks a named branch", str(r))
-                continue
-            check(bool(commit) and bool(COMMIT.match(commit)) and bool(r.get("branch")),
-                  f"{top}: {name} pinned to a full commit on branch {r.get('branch')}", str(r))
+            check(name not in problems,
+                  f"{top}: {name} pinned to {r.get('commit')} on branch {r.get('branch')}",
+                  problems.get(name, ""))
         header = "\n".join((config.get("local_conf_header") or {}).values())
         for want in ('VC4DTBO = "vc4-kms-v3d"', 'ENABLE_UART = "1"'):
             check(want in header, f"{top}: local.conf sets {want}")
