@@ -169,7 +169,10 @@ async fn main() {
     scene
         .publish_assignment(version, &[&images[0], &images[1]])
         .await;
-    let player = scene.start_player_on(&screen, "status_interval_s = 5\n");
+    let player = scene.start_player_on(
+        &screen,
+        "status_interval_s = 5\n[cache]\nmin_free_bytes = 8388608\n",
+    );
     player.wait_status("the first assignment", playing_version(1));
     let pid = player.pid().unwrap();
 
