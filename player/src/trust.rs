@@ -12,8 +12,9 @@ use crate::schedule::Schedule;
 use crate::store::StoredDocument;
 
 /// Roots held while waiting for their predecessor. Bounded, so that a
-/// hostile broker cannot grow memory with made-up versions.
-const MAX_ROOTS_AHEAD: usize = 64;
+/// hostile broker cannot grow memory with made-up versions; when full, the
+/// highest versions go first, being the furthest from use.
+const MAX_ROOTS_AHEAD: usize = 16;
 
 /// The outcome of checking a versioned document against its floor.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,15 +93,26 @@ impl Trust {
         if version <= self.root.version {
             return RootUpdate::default();
         }
-        if self.ahead.len() < MAX_ROOTS_AHEAD || self.ahead.contains_key(&version) {
+        // The next version is checked at once, never queued behind others:
+        // roots made up ahead of the chain cannot keep the real one out.
+        let mut next = if version == self.root.version + 1 {
+            Some(envelope)
+        } else {
             self.ahead.insert(version, envelope);
-        }
+            while self.ahead.len() > MAX_ROOTS_AHEAD {
+                self.ahead.pop_last();
+            }
+            None
+        };
         let publishers_before = self.role_keys(RoleName::Publisher);
         let mut update = RootUpdate::default();
-        while let Some(next) = self.ahead.remove(&(self.root.version + 1)) {
-            match self.root.verify_successor(&next) {
+        while let Some(envelope) = next
+            .take()
+            .or_else(|| self.ahead.remove(&(self.root.version + 1)))
+        {
+            match self.root.verify_successor(&envelope) {
                 Ok(root) => {
-                    update.accepted.push((root.version, next.to_json()));
+                    update.accepted.push((root.version, envelope.to_json()));
                     self.root = root;
                 }
                 Err(rejection) => {
@@ -440,5 +452,32 @@ mod tests {
         let stored: Vec<String> = accepted.into_iter().map(|(_, e)| e).collect();
         let again = Trust::new(&root_envelope(&k, 1, &[&k.root]), &stored, identity).unwrap();
         assert_eq!(again.root().version, 3);
+    }
+
+    #[test]
+    fn bogus_roots_ahead_never_block_the_real_next_one() {
+        let k = keys();
+        let mut t = trust(&k);
+        // A hostile broker fills the window with versions 3..66, signed by
+        // a key of its own.
+        let forger = keys();
+        for version in 3..=66 {
+            let bogus = root_envelope(&forger, version, &[&forger.root]);
+            assert_eq!(t.offer_root(version, bogus).accepted, vec![]);
+        }
+        // The real version 2 is still verified at once...
+        let accepted = t.offer_root(2, root_envelope(&k, 2, &[&k.root]));
+        assert_eq!(accepted.accepted.len(), 1, "{accepted:?}");
+        assert_eq!(t.root().version, 2);
+        // ...and the real version 4, held ahead, displaces the highest
+        // bogus ones, to be applied when the real 3 arrives.
+        t.offer_root(4, root_envelope(&k, 4, &[&k.root]));
+        let update = t.offer_root(3, root_envelope(&k, 3, &[&k.root]));
+        assert_eq!(
+            update.accepted.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+        assert_eq!(t.root().version, 4);
+        assert!(t.ahead.len() <= MAX_ROOTS_AHEAD);
     }
 }
