@@ -42,6 +42,12 @@ pub struct Config {
     /// ones are probed this often (seconds) and used again once back.
     #[serde(default = "default_primary_retry_s")]
     pub primary_retry_s: u64,
+    /// Play live sources that do not authenticate their stream (`http`,
+    /// `rtsp`, `udp`/`rtp` multicast, SRT without a passphrase), which
+    /// anyone on the network path can replace. Off: only `https`, `rtsps`
+    /// and SRT with a passphrase play; assignments with others are refused.
+    #[serde(default)]
+    pub allow_plaintext_live: bool,
     /// What the signed `reboot` command runs (program and arguments).
     #[serde(default = "default_reboot_command")]
     pub reboot_command: Vec<String>,
@@ -361,6 +367,20 @@ video_sink = "fake"
             .unwrap_err()
             .to_string();
         assert!(err.contains("key `device_id`"), "{err}");
+    }
+
+    #[test]
+    fn plaintext_live_sources_are_refused_unless_allowed() {
+        assert!(!parse(GOOD).unwrap().allow_plaintext_live);
+        let c = parse(&format!("{GOOD}allow_plaintext_live = true\n")).unwrap();
+        assert!(c.allow_plaintext_live);
+        let err = parse(&format!("{GOOD}allow_plaintext_live = \"yes\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("allow_plaintext_live") && err.contains("line 9"),
+            "{err}"
+        );
     }
 
     #[test]

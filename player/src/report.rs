@@ -26,6 +26,8 @@ pub struct Status {
     pub display: &'static str,
     pub cache: CacheStatus,
     pub broker: Option<String>,
+    /// The root trusted, whether it has expired, what live sources may play.
+    pub trust: Option<crate::trust::TrustStatus>,
     pub errors: Vec<Event>,
 }
 
@@ -153,6 +155,7 @@ impl Status {
             display: "on",
             cache: CacheStatus::default(),
             broker: None,
+            trust: None,
             errors: Vec::new(),
         }
     }

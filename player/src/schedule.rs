@@ -9,17 +9,24 @@
 //! instant after the gap, repeated ones (autumn) to their first occurrence:
 //! jiff's "compatible" rule, the one RFC 5545 calendars use.
 
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
 use jiff::Timestamp;
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use phare_protocol::Assignment;
+use phare_protocol::document::MAX_WINDOWS;
 use serde::Deserialize;
 
-/// Window boundaries examined when looking for the next change. A schedule
-/// whose windows touch without changing anything (an every-day, all-day
-/// entry) has a boundary each midnight and no change ever: past this many,
-/// the answer is "no change"; the agent re-plans daily regardless.
-const MAX_BOUNDARY_STEPS: usize = 2000;
+/// Window edges (starts and ends of occurrences) examined when looking for
+/// the next change, whatever the assignment holds. A schedule whose windows
+/// touch without changing anything (an every-day, all-day entry) has edges
+/// each midnight and no change ever: past this many, the answer is "no
+/// change"; the agent re-plans daily regardless. Each window has at most
+/// three edges in a day, so with the document's caps ([`MAX_WINDOWS`]
+/// schedule entries and as many power windows) this covers more than a day.
+const MAX_EDGES: usize = 8 * 3 * 2 * MAX_WINDOWS;
 
 /// A recurring window: on some weekdays, between two local times, within
 /// an optional date range.
@@ -98,6 +105,8 @@ impl Window {
         if !self.active_on(date) {
             return None;
         }
+        #[cfg(test)]
+        tests::OCCURRENCES.with(|n| n.set(n.get() + 1));
         let end_date = if self.end <= self.start {
             date.tomorrow().ok()?
         } else {
@@ -117,30 +126,18 @@ impl Window {
         })
     }
 
-    /// The first start or end of an occurrence strictly after `t`.
-    fn next_boundary(&self, t: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
-        let mut date = tz.to_datetime(t).date().yesterday().ok()?;
-        if let Some(from) = self.from
-            && from > date
-        {
-            date = from;
-        }
-        // Occurrences repeat weekly: nine days from here cover every weekday.
-        for _ in 0..9 {
-            if self.until.is_some_and(|until| date > until) {
-                return None;
-            }
-            if let Some((start, end)) = self.occurrence(date, tz) {
-                if start > t {
-                    return Some(start);
-                }
-                if end > t {
-                    return Some(end);
-                }
-            }
-            date = date.tomorrow().ok()?;
-        }
-        None
+    /// The occurrences that may contain `t` or come after it, in order:
+    /// those starting on the day before `t` (in `tz`) and later.
+    fn occurrences_from<'a>(
+        &'a self,
+        t: Timestamp,
+        tz: &'a TimeZone,
+    ) -> impl Iterator<Item = (Timestamp, Timestamp)> + 'a {
+        let first = tz.to_datetime(t).date().yesterday().ok();
+        let first = first.map(|date| self.from.map_or(date, |from| from.max(date)));
+        std::iter::successors(first, |date| date.tomorrow().ok())
+            .take_while(|date| self.until.is_none_or(|until| *date <= until))
+            .filter_map(|date| self.occurrence(date, tz))
     }
 }
 
@@ -182,7 +179,7 @@ pub struct Plan {
     pub entry: Option<usize>,
     pub display_on: bool,
     /// When the playlist or the power state next changes; `None` if it does
-    /// not within the boundaries examined (see [`MAX_BOUNDARY_STEPS`]).
+    /// not within the edges examined (see [`MAX_EDGES`]).
     pub next_change: Option<Timestamp>,
 }
 
@@ -271,29 +268,145 @@ impl Schedule {
         }
     }
 
+    /// The first instant after `t` at which the state differs from `state`,
+    /// the one at `t`, found by sweeping the windows' edges in time order and
+    /// keeping the set of open occurrences as it goes: each edge costs a
+    /// heap operation, never a pass over every window, and at most
+    /// [`MAX_EDGES`] are examined.
     fn next_change(&self, t: Timestamp, state: (Option<usize>, bool)) -> Option<Timestamp> {
         let windows = self.entries.iter().map(|e| &e.window).chain(&self.power);
-        let mut cursor = t;
-        for _ in 0..MAX_BOUNDARY_STEPS {
-            let next = windows
-                .clone()
-                .filter_map(|w| w.next_boundary(cursor, &self.tz))
-                .min()?;
-            if self.state(next) != state {
-                return Some(next);
+        let mut sources: Vec<_> = windows.map(|w| w.occurrences_from(t, &self.tz)).collect();
+        // Edges to come, earliest first: (instant, opens, window, its end).
+        let mut edges = BinaryHeap::new();
+        for (i, source) in sources.iter_mut().enumerate() {
+            if let Some((start, end)) = source.next() {
+                edges.push(Reverse((start, true, i, end)));
             }
-            cursor = next;
+        }
+        let mut open = Sweep::new(self, sources.len());
+        let mut budget = MAX_EDGES;
+        while let Some(&Reverse((at, ..))) = edges.peek() {
+            // Every edge at `at`, ends and starts alike, before judging it.
+            while let Some(&Reverse((edge, opens, i, end))) = edges.peek()
+                && edge == at
+            {
+                budget = budget.checked_sub(1)?;
+                edges.pop();
+                open.apply(i, opens);
+                if opens {
+                    edges.push(Reverse((end, false, i, end)));
+                    if let Some((start, end)) = sources[i].next() {
+                        edges.push(Reverse((start, true, i, end)));
+                    }
+                }
+            }
+            if at > t && open.state() != state {
+                return Some(at);
+            }
         }
         None
     }
 }
 
+/// The occurrences open at one instant of a sweep: how many of each window
+/// (edges can touch), the schedule entries among them by rank, and the
+/// power windows.
+struct Sweep<'a> {
+    schedule: &'a Schedule,
+    open: Vec<u32>,
+    /// Open schedule entries as (priority, earliest listed first).
+    ranked: BTreeSet<(i64, Reverse<usize>)>,
+    power_open: usize,
+}
+
+impl<'a> Sweep<'a> {
+    fn new(schedule: &'a Schedule, windows: usize) -> Sweep<'a> {
+        Sweep {
+            schedule,
+            open: vec![0; windows],
+            ranked: BTreeSet::new(),
+            power_open: 0,
+        }
+    }
+
+    /// Opens (or closes) one occurrence of window `i`: schedule entries
+    /// first, then power windows, as [`Schedule::next_change`] lists them.
+    fn apply(&mut self, i: usize, opens: bool) {
+        let was_open = self.open[i] > 0;
+        if opens {
+            self.open[i] += 1;
+        } else {
+            self.open[i] -= 1;
+        }
+        let is_open = self.open[i] > 0;
+        if was_open == is_open {
+            return;
+        }
+        match self.schedule.entries.get(i) {
+            Some(entry) if is_open => {
+                self.ranked.insert((entry.priority, Reverse(i)));
+            }
+            Some(entry) => {
+                self.ranked.remove(&(entry.priority, Reverse(i)));
+            }
+            None if is_open => self.power_open += 1,
+            None => self.power_open -= 1,
+        }
+    }
+
+    /// The state the open occurrences make, as [`Schedule::state`] says it.
+    fn state(&self) -> (Option<usize>, bool) {
+        let choice = self.ranked.last().map(|(_, Reverse(i))| *i);
+        let display_on = self.schedule.power.is_empty() || self.power_open > 0;
+        (choice, display_on)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
+
+    thread_local! {
+        /// Occurrences computed on this thread (each two time-zone
+        /// conversions): the unit of work of planning.
+        pub(super) static OCCURRENCES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    #[test]
+    fn planning_costs_a_bounded_amount_whatever_the_schedule() {
+        // The worst the caps allow: an all-day entry of top priority hides
+        // every other entry, each with its own times, and overlapping
+        // power windows keep the screen on: over a thousand edges a day,
+        // none of them a change, until the top entry's last day is over.
+        let mut schedule =
+            vec![json!({"playlist": "night", "priority": 100, "until": "2026-12-02"})];
+        let mut power = vec![json!({"on": "00:00", "off": "00:00"})];
+        for i in 1..MAX_WINDOWS {
+            let time = |minutes: usize| format!("{:02}:{:02}", minutes / 60 % 24, minutes % 60);
+            schedule
+                .push(json!({"playlist": "morning", "start": time(i * 5), "end": time(i * 5 + 3)}));
+            power.push(json!({"on": time(i * 5 + 1), "off": time(i * 5 + 4)}));
+        }
+        let a = assignment(PARIS, json!(schedule), json!({"power": power}));
+        a.validate().unwrap();
+        let s = Schedule::compile(&a).unwrap();
+        OCCURRENCES.with(|n| n.set(0));
+        let plan = s.plan(at("2026-11-30T12:00", PARIS));
+        let work = OCCURRENCES.with(Cell::get);
+        assert_eq!(plan.playlist, "night");
+        assert_eq!(plan.next_change, Some(at("2026-12-03T00:00", PARIS)));
+        assert!(plan.display_on);
+        assert!(
+            work <= 2 * MAX_EDGES,
+            "{work} occurrences computed, more than {}",
+            2 * MAX_EDGES
+        );
+    }
 
     fn assignment(
         timezone: &str,

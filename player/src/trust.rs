@@ -7,13 +7,16 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use phare_protocol::document::{check_not_expired, parse_document};
 use phare_protocol::{Alert, Assignment, Command, Envelope, Rejection, RoleName, Root};
+use serde::Serialize;
 
+use crate::report::Event;
 use crate::schedule::Schedule;
 use crate::store::StoredDocument;
 
 /// Roots held while waiting for their predecessor. Bounded, so that a
-/// hostile broker cannot grow memory with made-up versions.
-const MAX_ROOTS_AHEAD: usize = 64;
+/// hostile broker cannot grow memory with made-up versions; when full, the
+/// highest versions go first, being the furthest from use.
+const MAX_ROOTS_AHEAD: usize = 16;
 
 /// The outcome of checking a versioned document against its floor.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,12 +27,28 @@ pub enum Verdict<T> {
     Known,
 }
 
-/// The device's identity as documents must name it.
+/// The device's identity as documents must name it, and what its config
+/// lets them ask of it.
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub fleet: String,
     pub device_id: String,
     pub groups: Vec<String>,
+    /// Live sources that do not authenticate their stream may play.
+    pub allow_plaintext_live: bool,
+}
+
+/// What the device trusts, for its status (`"trust"`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrustStatus {
+    pub root_version: u64,
+    pub root_expires_at: Timestamp,
+    /// The root has expired: newer roots may be kept from the device (a
+    /// freeze attack, in TUF's terms), or the operator forgot to renew it.
+    pub root_expired: bool,
+    /// Plaintext live sources (`http`, `rtsp`, `udp`, `rtp`, SRT without a
+    /// passphrase) are allowed by the device's config.
+    pub plaintext_live: bool,
 }
 
 /// What accepting new roots changed.
@@ -51,6 +70,8 @@ pub struct Trust {
     /// Roots seen ahead of the chain (retained messages arrive in any
     /// order); applied as soon as their predecessor is.
     ahead: BTreeMap<u64, Envelope>,
+    /// The expiry of the current root was reported (once per root).
+    expiry_reported: bool,
 }
 
 impl Trust {
@@ -72,6 +93,7 @@ impl Trust {
             root,
             identity,
             ahead: BTreeMap::new(),
+            expiry_reported: false,
         };
         for stored in stored_roots {
             let envelope = Envelope::from_slice(stored.as_bytes())?;
@@ -86,22 +108,65 @@ impl Trust {
         &self.root
     }
 
+    /// What the device trusts at `now`, for its status.
+    pub fn status(&self, now: Timestamp) -> TrustStatus {
+        TrustStatus {
+            root_version: self.root.version,
+            root_expires_at: self.root.expires_at,
+            root_expired: self.root.expires_at <= now,
+            plaintext_live: self.identity.allow_plaintext_live,
+        }
+    }
+
+    /// TUF's freeze check: an expired root is reported, once per root, as
+    /// an error event. Nothing stops playing and nothing is refused for
+    /// it (a newer root is the remedy, and it is still accepted).
+    pub fn check_freeze(&mut self, now: Timestamp) -> Option<Event> {
+        let expired = self.root.expires_at <= now;
+        let report = expired && !self.expiry_reported;
+        self.expiry_reported = expired;
+        report.then(|| Event {
+            at: now,
+            kind: "root_expired",
+            reason: Some("expired"),
+            detail: format!(
+                "root version {} expired at {}: newer roots may be withheld from this \
+                 device (freeze); publish a new root",
+                self.root.version, self.root.expires_at
+            )
+            .into(),
+            subject: None,
+        })
+    }
+
     /// Offers a root seen on `trust/root/<N>` and walks the chain as far as
     /// the roots held allow.
     pub fn offer_root(&mut self, version: u64, envelope: Envelope) -> RootUpdate {
         if version <= self.root.version {
             return RootUpdate::default();
         }
-        if self.ahead.len() < MAX_ROOTS_AHEAD || self.ahead.contains_key(&version) {
+        // The next version is checked at once, never queued behind others:
+        // roots made up ahead of the chain cannot keep the real one out.
+        let mut next = if version == self.root.version + 1 {
+            Some(envelope)
+        } else {
             self.ahead.insert(version, envelope);
-        }
+            while self.ahead.len() > MAX_ROOTS_AHEAD {
+                self.ahead.pop_last();
+            }
+            None
+        };
         let publishers_before = self.role_keys(RoleName::Publisher);
         let mut update = RootUpdate::default();
-        while let Some(next) = self.ahead.remove(&(self.root.version + 1)) {
-            match self.root.verify_successor(&next) {
+        while let Some(envelope) = next
+            .take()
+            .or_else(|| self.ahead.remove(&(self.root.version + 1)))
+        {
+            match self.root.verify_successor(&envelope) {
                 Ok(root) => {
-                    update.accepted.push((root.version, next.to_json()));
+                    update.accepted.push((root.version, envelope.to_json()));
                     self.root = root;
+                    self.expiry_reported = false;
                 }
                 Err(rejection) => {
                     update.rejected = Some(rejection);
@@ -157,8 +222,12 @@ impl Trust {
             fleet,
             device_id,
             groups,
+            allow_plaintext_live,
         } = &self.identity;
         assignment.check_binding(fleet, device_id, groups)?;
+        if !allow_plaintext_live && let Some(uri) = assignment.plaintext_live().next() {
+            return Err(Rejection::PlaintextLive(uri.to_string()));
+        }
         Ok((assignment, body))
     }
 
@@ -314,10 +383,21 @@ mod tests {
     }
 
     fn assignment(k: &Keys, version: u64, target: &str, expires_at: &str) -> Envelope {
+        live_assignment(k, version, target, expires_at, &[])
+    }
+
+    fn live_assignment(
+        k: &Keys,
+        version: u64,
+        target: &str,
+        expires_at: &str,
+        live: &[&str],
+    ) -> Envelope {
+        let items: Vec<_> = live.iter().map(|uri| json!({"live": uri})).collect();
         let doc = json!({
             "kind": "assignment", "fleet": "acme", "target": target, "version": version,
             "issued_at": "2026-01-01T00:00:00Z", "expires_at": expires_at,
-            "assets": {}, "playlists": {"main": []}, "default_playlist": "main"
+            "assets": {}, "playlists": {"main": items}, "default_playlist": "main"
         });
         Envelope::sign(
             &payload_type("assignment"),
@@ -331,6 +411,7 @@ mod tests {
             fleet: "acme".into(),
             device_id: "lobby-1".into(),
             groups: vec!["lobby".into()],
+            allow_plaintext_live: false,
         };
         Trust::new(&root_envelope(k, 1, &[&k.root]), &[], identity).unwrap()
     }
@@ -436,9 +517,113 @@ mod tests {
             fleet: "acme".into(),
             device_id: "lobby-1".into(),
             groups: vec![],
+            allow_plaintext_live: false,
         };
         let stored: Vec<String> = accepted.into_iter().map(|(_, e)| e).collect();
         let again = Trust::new(&root_envelope(&k, 1, &[&k.root]), &stored, identity).unwrap();
         assert_eq!(again.root().version, 3);
+    }
+
+    #[test]
+    fn bogus_roots_ahead_never_block_the_real_next_one() {
+        let k = keys();
+        let mut t = trust(&k);
+        // A hostile broker fills the window with versions 3..66, signed by
+        // a key of its own.
+        let forger = keys();
+        for version in 3..=66 {
+            let bogus = root_envelope(&forger, version, &[&forger.root]);
+            assert_eq!(t.offer_root(version, bogus).accepted, vec![]);
+        }
+        // The real version 2 is still verified at once...
+        let accepted = t.offer_root(2, root_envelope(&k, 2, &[&k.root]));
+        assert_eq!(accepted.accepted.len(), 1, "{accepted:?}");
+        assert_eq!(t.root().version, 2);
+        // ...and the real version 4, held ahead, displaces the highest
+        // bogus ones, to be applied when the real 3 arrives.
+        t.offer_root(4, root_envelope(&k, 4, &[&k.root]));
+        let update = t.offer_root(3, root_envelope(&k, 3, &[&k.root]));
+        assert_eq!(
+            update.accepted.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+        assert_eq!(t.root().version, 4);
+        assert!(t.ahead.len() <= MAX_ROOTS_AHEAD);
+    }
+
+    #[test]
+    fn plaintext_live_sources_play_only_where_the_config_allows_them() {
+        let k = keys();
+        let mut t = trust(&k);
+        let plaintext = live_assignment(
+            &k,
+            2,
+            "device:lobby-1",
+            LATER,
+            &["https://tv.example/a.m3u8", "rtsp://camera.example/live"],
+        );
+        let rejection = t.verify_assignment(&plaintext, None, now()).unwrap_err();
+        assert_eq!(rejection.code(), "unsafe_url");
+        assert!(
+            rejection.to_string().contains("rtsp://camera.example/live")
+                && rejection.to_string().contains("allow_plaintext_live"),
+            "{rejection}"
+        );
+        let secure = live_assignment(
+            &k,
+            3,
+            "device:lobby-1",
+            LATER,
+            &[
+                "https://tv.example/a.m3u8",
+                "srt://gw.example:7001?passphrase=0123456789",
+            ],
+        );
+        assert!(matches!(
+            t.verify_assignment(&secure, None, now()).unwrap(),
+            Verdict::New(_)
+        ));
+        assert!(!t.status(now()).plaintext_live);
+
+        t.identity.allow_plaintext_live = true;
+        assert!(matches!(
+            t.verify_assignment(&plaintext, None, now()).unwrap(),
+            Verdict::New(_)
+        ));
+        assert!(t.status(now()).plaintext_live);
+    }
+
+    #[test]
+    fn an_expired_root_is_reported_once_and_changes_nothing_else() {
+        let k = keys();
+        let mut t = trust(&k);
+        let frozen: Timestamp = "2099-06-01T00:00:00Z".parse().unwrap();
+        assert_eq!(t.check_freeze(now()), None);
+        assert!(!t.status(now()).root_expired);
+
+        let event = t.check_freeze(frozen).expect("an expired root is reported");
+        assert_eq!(
+            (event.kind, event.reason),
+            ("root_expired", Some("expired"))
+        );
+        assert!(event.is_error());
+        assert!(
+            event.detail.as_str().contains("root version 1"),
+            "{}",
+            event.detail
+        );
+        let status = t.status(frozen);
+        assert!(status.root_expired);
+        assert_eq!(status.root_version, 1);
+        assert_eq!(t.check_freeze(frozen), None, "once per root");
+        // Documents are still verified (the screen keeps its programme).
+        let v2 = assignment(&k, 2, "device:lobby-1", "2100-01-01T00:00:00Z");
+        assert!(matches!(
+            t.verify_assignment(&v2, None, frozen).unwrap(),
+            Verdict::New(_)
+        ));
+        // A newer root that has also expired is reported in its turn.
+        t.offer_root(2, root_envelope(&k, 2, &[&k.root]));
+        assert!(t.check_freeze(frozen).is_some());
     }
 }

@@ -4,8 +4,9 @@
 //! Unknown fields are tolerated so that an older player accepts documents
 //! from a newer operator tool; everything the player acts on is checked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::net::IpAddr;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,10 @@ use crate::Rejection;
 
 /// Most assets, or playlist items in total, that one document may carry.
 pub const MAX_ENTRIES: usize = 10_000;
+
+/// Most `schedule` entries, and most `display.power` windows, in one
+/// assignment: the player weighs every window at each instant it plans.
+pub const MAX_WINDOWS: usize = 256;
 
 /// Schemes allowed for asset mirrors.
 const ASSET_SCHEMES: &[&str] = &["http", "https"];
@@ -226,6 +231,28 @@ pub fn validate_payload(kind: &str, payload: &[u8]) -> Result<(), Rejection> {
     }
 }
 
+/// What devices may refuse depending on their own config, for an
+/// operator's tool to warn about (one line each) without refusing to sign:
+/// plaintext live sources, which play only where `allow_plaintext_live`.
+pub fn payload_warnings(kind: &str, payload: &[u8]) -> Vec<String> {
+    let assignment = match kind {
+        "assignment" => parse_document::<Assignment>(payload, kind),
+        _ => return Vec::new(),
+    };
+    let Ok(assignment) = assignment else {
+        return Vec::new();
+    };
+    assignment
+        .plaintext_live()
+        .map(|uri| {
+            format!(
+                "live source {uri:?} is not authenticated: only devices with \
+                 allow_plaintext_live = true will play it"
+            )
+        })
+        .collect()
+}
+
 /// An asset mirror must be `http(s)` or a relative path (resolved against
 /// the device's configured origins); never `file:` or anything else.
 pub fn check_asset_url(url: &str) -> Result<(), Rejection> {
@@ -236,32 +263,90 @@ pub fn check_asset_url(url: &str) -> Result<(), Rejection> {
     }
 }
 
+/// A live URI must have an allowed scheme and must make the device call
+/// out (or join a multicast group), never open a socket that any host on
+/// the network can send to.
 fn check_live_uri(uri: &str) -> Result<(), Rejection> {
-    match scheme(uri).map(str::to_ascii_lowercase) {
-        Some(s) if s == "srt" => check_srt_caller(uri),
-        Some(s) if LIVE_SCHEMES.contains(&s.as_str()) => Ok(()),
-        _ => Err(Rejection::UnsafeUrl(uri.to_string())),
-    }
-}
-
-/// An SRT item must call a host: a listener or rendezvous URI (or one
-/// without a host, which GStreamer takes as a listener) would open a
-/// listening socket on the device, which the device never does.
-fn check_srt_caller(uri: &str) -> Result<(), Rejection> {
+    let scheme = match scheme(uri).map(str::to_ascii_lowercase) {
+        Some(s) if LIVE_SCHEMES.contains(&s.as_str()) => s,
+        _ => return Err(Rejection::UnsafeUrl(uri.to_string())),
+    };
     let refuse = |why: &str| Err(Rejection::Malformed(format!("live {uri:?}: {why}")));
     let Ok(parsed) = url::Url::parse(uri) else {
         return refuse("not a valid URI");
     };
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return refuse("an SRT source needs the host to call");
+    // GStreamer reads the last of a repeated key, a check the first: any
+    // repetition could make them disagree, so none is accepted.
+    let mut keys = BTreeSet::new();
+    if let Some((key, _)) = parsed
+        .query_pairs()
+        .find(|(key, _)| !keys.insert(key.to_ascii_lowercase()))
+    {
+        return refuse(&format!("query key {key:?} is repeated"));
     }
-    let mode = parsed.query_pairs().find(|(key, _)| key == "mode");
-    match mode.as_ref().map(|(_, value)| value.to_ascii_lowercase()) {
-        None => Ok(()),
-        Some(mode) if mode == "caller" || mode == "client" => Ok(()),
-        Some(mode) => refuse(&format!(
-            "SRT mode {mode:?} would listen on the device; only caller is allowed"
-        )),
+    match scheme.as_str() {
+        "srt" => check_srt_caller(&parsed).or_else(|why| refuse(&why)),
+        "udp" | "rtp" if host_ip(&parsed).is_none_or(|ip| !ip.is_multicast()) => refuse(
+            "a udp or rtp source must be a multicast group (224.0.0.0/4 or ff00::/8): \
+             any other address opens a socket every host on the network can send to",
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The URI's host as an IP address, if it is one (hosts of non-special
+/// schemes such as `udp:` are not parsed as addresses by `url`).
+fn host_ip(url: &url::Url) -> Option<IpAddr> {
+    let host = url.host_str()?;
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse().ok()
+}
+
+/// SRT parameters that bind the device's own side to an address or port.
+const SRT_LOCAL_KEYS: &[&str] = &["localaddress", "localport", "adapter"];
+
+/// An SRT item must call a host: a listener or rendezvous URI (or one
+/// without a host to call, which GStreamer takes as a listener) would open
+/// a listening socket on the device, which the device never does.
+fn check_srt_caller(parsed: &url::Url) -> Result<(), String> {
+    if parsed.host_str().is_none_or(str::is_empty)
+        || host_ip(parsed).is_some_and(|ip| ip.is_unspecified())
+    {
+        return Err("an SRT source needs the host to call".into());
+    }
+    for (key, value) in parsed.query_pairs() {
+        let key = key.to_ascii_lowercase();
+        if key == "mode" && !matches!(value.to_ascii_lowercase().as_str(), "caller" | "client") {
+            return Err(format!(
+                "SRT mode {value:?} would listen on the device; only caller is allowed"
+            ));
+        }
+        if SRT_LOCAL_KEYS.contains(&key.as_str()) {
+            return Err(format!(
+                "SRT parameter {key:?} binds a local address or port; a caller needs none"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a live URI authenticates what it plays: `https`, `rtsps`, or
+/// SRT with a passphrase (AES with a shared secret). Anything else can be
+/// replaced by anyone on the path; devices refuse it unless their config
+/// allows plaintext live sources. Operators may still sign it, for the
+/// devices that do.
+pub fn live_uri_is_authenticated(uri: &str) -> bool {
+    match scheme(uri).map(str::to_ascii_lowercase).as_deref() {
+        Some("https" | "rtsps") => true,
+        Some("srt") => url::Url::parse(uri).is_ok_and(|parsed| {
+            parsed
+                .query_pairs()
+                .any(|(key, value)| key.eq_ignore_ascii_case("passphrase") && !value.is_empty())
+        }),
+        _ => false,
     }
 }
 
@@ -274,6 +359,18 @@ impl Assignment {
                 "target {:?} is neither device:<id> nor group:<name>",
                 self.target
             ));
+        }
+        let power = self
+            .display
+            .as_ref()
+            .and_then(|d| d.get("power")?.as_array().map(Vec::len))
+            .unwrap_or(0);
+        for (field, count) in [("schedule", self.schedule.len()), ("display.power", power)] {
+            if count > MAX_WINDOWS {
+                return malformed(format!(
+                    "{field} has {count} entries; at most {MAX_WINDOWS} are accepted"
+                ));
+            }
         }
         let items: usize = self.playlists.values().map(Vec::len).sum();
         if self.assets.len() > MAX_ENTRIES || items > MAX_ENTRIES {
@@ -351,6 +448,16 @@ impl Assignment {
         } else {
             Err(Rejection::WrongTarget(self.target.clone()))
         }
+    }
+
+    /// The live URIs of its playlists that do not authenticate their
+    /// stream (see [`live_uri_is_authenticated`]).
+    pub fn plaintext_live(&self) -> impl Iterator<Item = &str> {
+        self.playlists
+            .values()
+            .flatten()
+            .filter_map(|item| item.live.as_deref())
+            .filter(|uri| !live_uri_is_authenticated(uri))
     }
 
     /// Every asset the device must hold before this assignment can play.
@@ -553,14 +660,7 @@ mod tests {
             ("srt://gateway.example:7001?mode=rendezvous", false),
             ("srt://:7001", false),
         ] {
-            let mut a = sample();
-            a.playlists.get_mut("main").unwrap()[0] = PlaylistItem {
-                asset: None,
-                live: Some(uri.into()),
-                fallback: None,
-                duration_ms: None,
-            };
-            let verdict = a.validate();
+            let verdict = with_live(uri);
             assert_eq!(verdict.is_ok(), allowed, "{uri}: {verdict:?}");
             if let Err(rejection) = verdict {
                 assert_eq!(rejection.code(), "malformed", "{uri}");
@@ -588,6 +688,127 @@ mod tests {
                 .insert(AssetId::from_digest(&digest), entry.clone());
         }
         assert_eq!(a.validate().unwrap_err().code(), "malformed");
+    }
+
+    /// The verdict on an assignment whose one item is the live `uri`.
+    fn with_live(uri: &str) -> Result<(), Rejection> {
+        let mut a = sample();
+        a.playlists.get_mut("main").unwrap()[0] = PlaylistItem {
+            asset: None,
+            live: Some(uri.into()),
+            fallback: None,
+            duration_ms: None,
+        };
+        a.validate()
+    }
+
+    #[test]
+    fn a_live_source_never_opens_a_socket_others_can_send_to() {
+        for uri in [
+            "srt://gateway.example:7001?mode=caller&latency=200",
+            "srt://[2001:db8::1]:7001?passphrase=0123456789abcdef",
+            "udp://239.1.2.3:5000",
+            "UDP://224.0.0.251:5000?buffer-size=1000000",
+            "udp://[ff02::1]:5000",
+            "udp://[ff3e::8000:1]:5000",
+            "rtp://239.0.0.1:5004?encoding-name=MP2T",
+            "rtsp://camera.example/live?a=1&b=2",
+            "https://tv.example/index.m3u8",
+        ] {
+            assert_eq!(with_live(uri), Ok(()), "{uri}");
+        }
+        for (uri, why) in [
+            // GStreamer takes the last mode: this one listens.
+            ("srt://0.0.0.0:9000?mode=caller&mode=listener", "repeated"),
+            (
+                "srt://gw.example:9000?mode=caller&MODE=listener",
+                "repeated",
+            ),
+            (
+                "srt://gw.example:9000?mo%64e=caller&mode=listener",
+                "repeated",
+            ),
+            ("https://tv.example/x.m3u8?a=1&a=2", "repeated"),
+            ("srt://0.0.0.0:9000?mode=caller", "host to call"),
+            ("srt://[::]:9000", "host to call"),
+            ("srt://gw.example:9000?localport=9000", "binds a local"),
+            (
+                "srt://gw.example:9000?localaddress=0.0.0.0",
+                "binds a local",
+            ),
+            ("udp://127.0.0.1:5000", "multicast"),
+            ("udp://0.0.0.0:5000", "multicast"),
+            ("udp://@:5000", "not a valid URI"),
+            ("udp://lan-host.example:5000", "multicast"),
+            ("udp://[::1]:5000", "multicast"),
+            ("rtp://192.168.1.20:5004?encoding-name=MP2T", "multicast"),
+            ("rtp://[::]:5004", "multicast"),
+        ] {
+            let rejection = with_live(uri).unwrap_err();
+            assert_eq!(rejection.code(), "malformed", "{uri}");
+            assert!(rejection.to_string().contains(why), "{uri}: {rejection}");
+        }
+    }
+
+    #[test]
+    fn which_live_sources_authenticate_their_stream() {
+        for (uri, authenticated) in [
+            ("https://tv.example/index.m3u8", true),
+            ("rtsps://camera.example/live", true),
+            ("srt://gw.example:7001?passphrase=0123456789abcdef", true),
+            ("SRT://gw.example:7001?PassPhrase=0123456789abcdef", true),
+            ("srt://gw.example:7001", false),
+            ("srt://gw.example:7001?passphrase=", false),
+            ("http://tv.example/index.m3u8", false),
+            ("rtsp://camera.example/live", false),
+            ("udp://239.1.2.3:5000", false),
+            ("rtp://239.1.2.3:5004", false),
+        ] {
+            assert_eq!(live_uri_is_authenticated(uri), authenticated, "{uri}");
+        }
+        let mut a = sample();
+        let live = |uri: &str| PlaylistItem {
+            asset: None,
+            live: Some(uri.into()),
+            fallback: None,
+            duration_ms: None,
+        };
+        a.playlists.insert(
+            "tv".into(),
+            vec![live("https://tv.example/a.m3u8"), live("rtsp://cam/b")],
+        );
+        assert_eq!(a.plaintext_live().collect::<Vec<_>>(), vec!["rtsp://cam/b"]);
+        let warnings = payload_warnings("assignment", &serde_json::to_vec(&a).unwrap());
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("rtsp://cam/b"), "{warnings:?}");
+        assert_eq!(
+            validate_payload("assignment", &serde_json::to_vec(&a).unwrap()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn schedules_and_power_windows_are_capped_naming_the_field() {
+        let entry = serde_json::json!({"playlist": "main", "start": "08:00", "end": "09:00"});
+        let window = serde_json::json!({"on": "08:00", "off": "09:00"});
+        let mut a = sample();
+        a.schedule = vec![serde_json::from_value(entry.clone()).unwrap(); MAX_WINDOWS];
+        a.display = Some(serde_json::json!({"power": vec![window.clone(); MAX_WINDOWS]}));
+        a.validate().unwrap();
+
+        let mut long = a.clone();
+        long.schedule.push(serde_json::from_value(entry).unwrap());
+        let err = long.validate().unwrap_err();
+        assert_eq!(err.code(), "malformed");
+        assert!(
+            err.to_string().contains("schedule has 257 entries"),
+            "{err}"
+        );
+
+        let mut long = a;
+        long.display = Some(serde_json::json!({"power": vec![window; MAX_WINDOWS + 1]}));
+        let err = long.validate().unwrap_err();
+        assert!(err.to_string().contains("display.power has 257"), "{err}");
     }
 
     #[test]

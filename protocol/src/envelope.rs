@@ -15,6 +15,12 @@ use crate::keys::SigningKey;
 /// Envelopes larger than this are dropped unread.
 pub const MAX_ENVELOPE_BYTES: usize = 1024 * 1024;
 
+/// Most signature entries an envelope may carry. A root rotation, the most
+/// signed document, needs a threshold of the old root keys and one of the
+/// new ([`crate::Root::validate`] keeps each threshold to half of this);
+/// anything beyond that would only make a device hash the payload again.
+pub const MAX_SIGNATURES: usize = 16;
+
 /// The payloadType of a document kind: `application/vnd.phare.<kind>+json`.
 pub fn payload_type(kind: &str) -> String {
     format!("application/vnd.phare.{kind}+json")

@@ -26,6 +26,11 @@ pub enum Rejection {
     WrongTarget(String),
     #[error("unsafe URL {0:?}")]
     UnsafeUrl(String),
+    #[error(
+        "live source {0:?} is not authenticated (https, rtsps or srt with a passphrase); \
+         this device's config does not allow plaintext live sources (allow_plaintext_live)"
+    )]
+    PlaintextLive(String),
     #[error("command {0:?} was already received")]
     Replay(String),
     #[error("issued at {issued_at}, implausibly far ahead of this device's time {now}")]
@@ -44,7 +49,7 @@ impl Rejection {
             Rejection::Expired(_) => "expired",
             Rejection::WrongFleet { .. } => "wrong_fleet",
             Rejection::WrongTarget(_) => "wrong_target",
-            Rejection::UnsafeUrl(_) => "unsafe_url",
+            Rejection::UnsafeUrl(_) | Rejection::PlaintextLive(_) => "unsafe_url",
             Rejection::Replay(_) => "replay",
             Rejection::IssuedInFuture { .. } => "issued_in_future",
         }

@@ -3,6 +3,10 @@
 //! A role is satisfied when at least `threshold` distinct keys of that role
 //! produced a valid signature over the envelope's PAE. Signatures by keys
 //! outside the role are ignored; a key that signs twice counts once.
+//!
+//! The cost of verifying is bounded whatever a hostile mirror sends: an
+//! envelope carries at most [`MAX_SIGNATURES`] entries, a key is checked on
+//! its first entry only, and checking stops once the threshold is met.
 
 use std::collections::BTreeSet;
 
@@ -11,8 +15,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::Rejection;
 use crate::document::{RoleName, Root, parse_document};
-use crate::envelope::{Envelope, pae, payload_type};
+use crate::envelope::{Envelope, MAX_SIGNATURES, pae, payload_type};
 use crate::keys::{keyid_of, verify_ed25519};
+
+/// Highest threshold a role may have, so that an envelope signed by two
+/// roots' thresholds (a root rotation) fits within [`MAX_SIGNATURES`].
+pub const MAX_THRESHOLD: usize = MAX_SIGNATURES / 2;
 
 impl Root {
     /// Checks the root is internally sound: every key is a well-formed
@@ -49,6 +57,15 @@ impl Root {
                     keys.len()
                 ));
             }
+            // A rotation carries a threshold of the old root's keys and one
+            // of the new root's, within the envelope's signature cap.
+            if spec.threshold > MAX_THRESHOLD {
+                return malformed(format!(
+                    "role {} has threshold {}; at most {MAX_THRESHOLD} is supported",
+                    role.as_str(),
+                    spec.threshold
+                ));
+            }
         }
         Ok(())
     }
@@ -61,11 +78,29 @@ impl Root {
         role: RoleName,
         kind: &str,
     ) -> Result<Vec<u8>, Rejection> {
+        self.verify_with(envelope, role, kind, verify_ed25519)
+    }
+
+    /// [`Root::verify`] with the signature check passed in, so that tests
+    /// can count how many signatures an envelope costs.
+    fn verify_with(
+        &self,
+        envelope: &Envelope,
+        role: RoleName,
+        kind: &str,
+        mut check: impl FnMut(&[u8], &[u8], &[u8]) -> bool,
+    ) -> Result<Vec<u8>, Rejection> {
         let expected_type = payload_type(kind);
         if envelope.payload_type != expected_type {
             return Err(Rejection::Malformed(format!(
                 "payloadType {:?}, expected {expected_type:?}",
                 envelope.payload_type
+            )));
+        }
+        if envelope.signatures.len() > MAX_SIGNATURES {
+            return Err(Rejection::Malformed(format!(
+                "envelope carries {} signatures; at most {MAX_SIGNATURES} are accepted",
+                envelope.signatures.len()
             )));
         }
         let spec = self
@@ -74,10 +109,14 @@ impl Root {
             .ok_or_else(|| Rejection::Malformed(format!("root has no {} role", role.as_str())))?;
         let body = envelope.payload_bytes()?;
         let message = pae(&envelope.payload_type, &body);
-        let mut valid = BTreeSet::new();
+        // Each key is checked once, on its first entry, and checking stops
+        // as soon as the threshold is met: the cost of an envelope is at
+        // most one Ed25519 verification per distinct key of the role.
+        let mut seen = BTreeSet::new();
+        let mut valid = 0;
         let mut bad = None;
         for signature in &envelope.signatures {
-            if !spec.keyids.contains(&signature.keyid) {
+            if !spec.keyids.contains(&signature.keyid) || !seen.insert(signature.keyid.as_str()) {
                 continue;
             }
             let Some(key) = self.keys.get(&signature.keyid) else {
@@ -85,14 +124,14 @@ impl Root {
             };
             let public = BASE64.decode(&key.public).unwrap_or_default();
             let sig = BASE64.decode(&signature.sig).unwrap_or_default();
-            if verify_ed25519(&public, &message, &sig) {
-                valid.insert(signature.keyid.as_str());
+            if check(&public, &message, &sig) {
+                valid += 1;
+                if valid >= spec.threshold {
+                    return Ok(body);
+                }
             } else {
                 bad.get_or_insert_with(|| signature.keyid.clone());
             }
-        }
-        if valid.len() >= spec.threshold {
-            return Ok(body);
         }
         // A forged or tampered signature by a known key is the more useful
         // diagnosis than a bare count.
@@ -100,7 +139,7 @@ impl Root {
             Some(keyid) => Err(Rejection::BadSignature(keyid)),
             None => Err(Rejection::Threshold {
                 role: role.as_str(),
-                valid: valid.len(),
+                valid,
                 threshold: spec.threshold,
             }),
         }
@@ -349,6 +388,58 @@ mod tests {
         root.verify(&env, RoleName::Root, "root").unwrap();
     }
 
+    /// Verifies `env` as the root role, counting the signatures checked.
+    fn count_checks(root: &Root, env: &Envelope) -> (Result<(), Rejection>, usize) {
+        let mut checks = 0;
+        let verdict = root.verify_with(env, RoleName::Root, "root", |public, message, sig| {
+            checks += 1;
+            verify_ed25519(public, message, sig)
+        });
+        (verdict.map(drop), checks)
+    }
+
+    #[test]
+    fn thousands_of_copies_of_a_real_signature_cost_nothing() {
+        let f = fixture(3);
+        let root = root_doc(&f, 1, 2, 1);
+        let mut env = signed_root(&root, &[&f.root_keys[0], &f.root_keys[1]]);
+        let copies = env.signatures[0].clone();
+        env.signatures
+            .splice(1..1, std::iter::repeat_n(copies, 5000));
+        let (verdict, checks) = count_checks(&root, &env);
+        let rejection = verdict.unwrap_err();
+        assert_eq!(rejection.code(), "malformed");
+        assert!(rejection.to_string().contains("signatures"), "{rejection}");
+        assert_eq!(checks, 0, "refused before any signature is checked");
+    }
+
+    #[test]
+    fn a_key_is_checked_once_and_checking_stops_at_the_threshold() {
+        let f = fixture(3);
+        let root = root_doc(&f, 1, 2, 1);
+        // Two keys' worth of copies under the cap, then a third key.
+        let mut env = signed_root(&root, &f.root_keys.iter().collect::<Vec<_>>());
+        let (first, second) = (env.signatures[0].clone(), env.signatures[1].clone());
+        let copies = [first, second].into_iter().cycle().take(MAX_SIGNATURES - 3);
+        env.signatures.splice(2..2, copies);
+        assert_eq!(env.signatures.len(), MAX_SIGNATURES);
+        let (verdict, checks) = count_checks(&root, &env);
+        verdict.unwrap();
+        assert_eq!(checks, 2, "two distinct keys meet a threshold of 2");
+
+        // The copies of a bad signature are not checked again either.
+        let mut forged = signed_root(&root, &[&f.root_keys[0]]);
+        let other = signed_root(&root_doc(&f, 2, 2, 1), &[&f.root_keys[0]]);
+        forged.signatures[0].sig = other.signatures[0].sig.clone();
+        let copy = forged.signatures[0].clone();
+        forged
+            .signatures
+            .extend(std::iter::repeat_n(copy, MAX_SIGNATURES - 1));
+        let (verdict, checks) = count_checks(&root, &forged);
+        assert_eq!(verdict.unwrap_err().code(), "bad_signature");
+        assert_eq!(checks, 1);
+    }
+
     #[test]
     fn unreachable_thresholds_make_a_root_invalid() {
         let f = fixture(2);
@@ -365,6 +456,12 @@ mod tests {
         twice.roles.get_mut("root").unwrap().keyids = vec![first.clone(), first];
         assert_eq!(twice.validate().unwrap_err().code(), "malformed");
         root_doc(&f, 1, 2, 1).validate().unwrap();
+
+        let many = fixture(MAX_THRESHOLD + 1);
+        let count = many.root_keys.len();
+        root_doc(&many, 1, MAX_THRESHOLD, 1).validate().unwrap();
+        let err = root_doc(&many, 1, count, 1).validate().unwrap_err();
+        assert!(err.to_string().contains("at most"), "{err}");
     }
 
     #[test]

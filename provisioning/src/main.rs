@@ -492,6 +492,9 @@ fn main() -> anyhow::Result<()> {
                             payload.display()
                         )
                     })?;
+                    for warning in phare_protocol::document::payload_warnings(&kind, &body) {
+                        eprintln!("warning: {warning}");
+                    }
                     (Envelope::sign(&payload_type(&kind), &body, &[]), kind)
                 }
                 (None, None) => unreachable!("clap requires a payload without --add-to"),

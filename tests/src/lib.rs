@@ -396,12 +396,19 @@ impl Player {
         } else {
             "status_interval_s = 2\n"
         };
+        // The test senders (HLS over http, rtsp, udp/rtp multicast, srt)
+        // are plaintext: allowed, unless `extra` says otherwise.
+        let plaintext = if extra.contains("allow_plaintext_live") {
+            ""
+        } else {
+            "allow_plaintext_live = true\n"
+        };
         let config = dir.join("player.toml");
         std::fs::write(
             &config,
             format!(
                 "device_id = \"{DEVICE}\"\nfleet = \"{FLEET}\"\nbrokers = [{}]\norigins = [{}]\n\
-                 root = {:?}\ndata_dir = {:?}\nvideo_sink = {:?}\n{status}{extra}",
+                 root = {:?}\ndata_dir = {:?}\nvideo_sink = {:?}\n{status}{plaintext}{extra}",
                 quoted(brokers),
                 quoted(origins),
                 root.display().to_string(),

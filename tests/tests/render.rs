@@ -54,6 +54,26 @@ async fn an_rtsp_camera_falls_back_to_its_cached_still_and_comes_back() {
     live_falls_back_and_returns(&scene, &uri, &mut camera).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_live_channel_is_refused_where_the_device_does_not_allow_it() {
+    let scene = Scene::new().await;
+    let fallback = scene.fleet.image("fallback.png", "pinwheel");
+    let mut assignment = scene.fleet.assignment(1, &[&fallback]);
+    let uri = "rtsp://127.0.0.1:9/live";
+    assignment["playlists"]["main"] = json!([{"live": uri, "fallback": asset_id(&fallback)}]);
+    publish(&scene.broker, &scene.fleet.sign(&assignment)).await;
+    let player = scene.start_player_with("allow_plaintext_live = false\n");
+
+    let status = player.wait_status("the refusal", rejected_with("unsafe_url"));
+    assert_eq!(status["trust"]["plaintext_live"], false, "{status}");
+    assert!(status["assignment"].is_null(), "{status}");
+    let errors = status["errors"].to_string();
+    assert!(
+        errors.contains(uri) && errors.contains("allow_plaintext_live"),
+        "{errors}"
+    );
+}
+
 /// Plays the live `uri` with a cached still as its fallback: live, then the
 /// fallback once `source` is killed, then live again, by itself, once it
 /// is back.

@@ -174,6 +174,7 @@ impl Agent {
             fleet: config.fleet.clone(),
             device_id: config.device_id.clone(),
             groups: config.groups.clone(),
+            allow_plaintext_live: config.allow_plaintext_live,
         };
         let trust = Trust::new(&pinned, &store.roots()?, identity).context("the pinned root")?;
         let topics = config.topics();
@@ -494,6 +495,10 @@ impl Agent {
             serde_json::json!({"version": a.version, "style": a.style, "message": a.message, "expires_at": a.expires_at})
         });
         self.status.uptime_s = self.started.elapsed().as_secs();
+        if let Some(event) = self.trust.check_freeze(now) {
+            self.emit(event);
+        }
+        self.status.trust = Some(self.trust.status(now));
         if let (Some(status), Some(active)) = (&mut self.status.assignment, &self.active) {
             status.stale = active.assignment.expires_at <= now;
         }
