@@ -83,6 +83,15 @@ pub struct Outcome {
     pub changed: bool,
 }
 
+/// Why a wanted set is refused whole.
+#[derive(Debug)]
+enum Unfit {
+    /// It needs more room than the cache can free.
+    Short(space::Shortfall),
+    /// Its signed sizes add up past `u64::MAX`.
+    Overflow,
+}
+
 struct Running {
     task: AbortHandle,
     received: u64,
@@ -227,19 +236,27 @@ impl Cache {
                 self.refused = None;
                 self.wanted = missing;
             }
-            Err(shortfall) => {
+            Err(unfit) => {
                 let ids: BTreeSet<AssetId> = missing.keys().cloned().collect();
                 if self.refused.as_ref() != Some(&ids) {
-                    tracing::warn!(subject, ?shortfall, "the pending content cannot fit");
-                    outcome.events.push(Event {
-                        at: Timestamp::now(),
-                        kind: "cache_full",
-                        reason: Some("insufficient_space"),
-                        detail: format!(
+                    let detail = match unfit {
+                        Unfit::Short(shortfall) => format!(
                             "{} bytes to fetch, {} more than the cache can free without \
                              touching what plays",
                             shortfall.needed, shortfall.short_by
                         ),
+                        Unfit::Overflow => format!(
+                            "the signed sizes of the assets to fetch add up to more than \
+                             {} bytes: no disk can hold them",
+                            u64::MAX
+                        ),
+                    };
+                    tracing::warn!(subject, detail, "the pending content cannot fit");
+                    outcome.events.push(Event {
+                        at: Timestamp::now(),
+                        kind: "cache_full",
+                        reason: Some("insufficient_space"),
+                        detail,
                         subject: Some(subject.to_string()),
                     });
                     self.refused = Some(ids);
@@ -404,7 +421,7 @@ impl Cache {
     fn make_room(
         &mut self,
         missing: &BTreeMap<AssetId, AssetEntry>,
-    ) -> Result<Vec<(AssetId, u64)>, space::Shortfall> {
+    ) -> Result<Vec<(AssetId, u64)>, Unfit> {
         let rows = self.index.rows().unwrap_or_else(|e| {
             tracing::error!(error = %e, "reading the content index");
             Vec::new()
@@ -419,17 +436,20 @@ impl Cache {
                 last_used: r.last_used,
             })
             .collect();
-        let wanted_bytes = missing.values().map(|e| e.size).sum();
-        let to_write = missing
-            .iter()
-            .map(|(id, e)| e.size.saturating_sub(self.content.partial_size(id)))
-            .sum();
+        let wanted_bytes = space::total(missing.values().map(|e| e.size)).ok_or(Unfit::Overflow)?;
+        let to_write = space::total(
+            missing
+                .iter()
+                .map(|(id, e)| e.size.saturating_sub(self.content.partial_size(id))),
+        )
+        .ok_or(Unfit::Overflow)?;
         let budget = space::Budget {
             max_bytes: self.config.max_bytes,
             min_free_bytes: self.config.min_free_bytes,
             free_bytes: free_bytes(self.content.dir()),
         };
-        let evict = space::make_room(&cached, wanted_bytes, to_write, budget)?;
+        let evict =
+            space::make_room(&cached, wanted_bytes, to_write, budget).map_err(Unfit::Short)?;
         Ok(evict
             .into_iter()
             .map(|id| {
@@ -637,4 +657,42 @@ fn recover(content: &ContentStore, index: &mut Index) -> anyhow::Result<BTreeMap
         }
     }
     Ok(present)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_adding_up_past_u64_max_are_refused_with_a_clear_error() {
+        // As the player's main does, for the download client.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let (events, _) = tokio::sync::mpsc::unbounded_channel();
+        let mut cache =
+            Cache::open(dir.path(), &CacheConfig::default(), Vec::new(), events).unwrap();
+        let entry = AssetEntry {
+            size: u64::MAX / 2 + 1,
+            media_type: "application/octet-stream".into(),
+            urls: vec!["x.bin".into()],
+        };
+        let missing = BTreeMap::from([
+            (AssetId::from_digest(&[1; 32]), entry.clone()),
+            (AssetId::from_digest(&[2; 32]), entry),
+        ]);
+        let outcome = cache.want("device:lobby-1", missing, BTreeSet::new());
+        let [refused] = outcome.events.as_slice() else {
+            panic!("{:?}", outcome.events)
+        };
+        assert_eq!(
+            (refused.kind, refused.reason),
+            ("cache_full", Some("insufficient_space"))
+        );
+        assert!(
+            refused.detail.contains("add up to more than"),
+            "{}",
+            refused.detail
+        );
+        assert!(cache.running.is_empty() && cache.wanted.is_empty());
+    }
 }
