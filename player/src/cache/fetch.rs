@@ -39,8 +39,13 @@ pub enum FailureKind {
     Timeout,
     /// The connection broke in the middle.
     Interrupted,
-    /// An HTTP status other than 200/206, or a malformed partial answer.
+    /// An HTTP status other than 200/206 (but those of [`NotServed`]), or
+    /// a malformed partial answer.
+    ///
+    /// [`NotServed`]: FailureKind::NotServed
     HttpStatus,
+    /// The origin does not serve this URL (401, 403, 404, 410).
+    NotServed,
     /// Slower than `cache.min_throughput_bytes_per_s`.
     TooSlow,
     /// The body ended before the signed size.
@@ -100,6 +105,7 @@ impl Failure {
             FailureKind::Timeout => "timeout",
             FailureKind::Interrupted => "interrupted",
             FailureKind::HttpStatus => "http_status",
+            FailureKind::NotServed => "not_served",
             FailureKind::TooSlow => "too_slow",
             FailureKind::Truncated => "truncated",
             FailureKind::TooLarge => "too_large",
@@ -110,18 +116,37 @@ impl Failure {
         }
     }
 
-    /// Whether the origin is to blame (and so backed off).
-    pub fn blames_origin(&self) -> bool {
-        !matches!(self.kind, FailureKind::Disk | FailureKind::ResumedMismatch)
+    /// Whom the failure points at.
+    pub fn blame(&self) -> Blame {
+        match self.kind {
+            FailureKind::Disk | FailureKind::ResumedMismatch => Blame::Nobody,
+            FailureKind::NotServed => Blame::Url,
+            FailureKind::TooLarge | FailureKind::WrongSize | FailureKind::HashMismatch => {
+                Blame::Content
+            }
+            FailureKind::Unreachable
+            | FailureKind::Timeout
+            | FailureKind::Interrupted
+            | FailureKind::HttpStatus
+            | FailureKind::TooSlow
+            | FailureKind::Truncated => Blame::Origin,
+        }
     }
+}
 
-    /// Whether the origin served wrong content (and so is quarantined).
-    pub fn wrong_bytes(&self) -> bool {
-        matches!(
-            self.kind,
-            FailureKind::TooLarge | FailureKind::WrongSize | FailureKind::HashMismatch
-        )
-    }
+/// Whom a failed attempt points at (see [`super::health`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// Us (the local disk), or either side (a resumed file that did not
+    /// match).
+    Nobody,
+    /// The origin did not answer well.
+    Origin,
+    /// The origin does not serve this URL.
+    Url,
+    /// The bytes do not match the signed entry: the origin's copy or the
+    /// entry is wrong.
+    Content,
 }
 
 /// Where the body of a response goes in the partial file: its start.
@@ -161,6 +186,13 @@ pub fn body_start(
         StatusCode::RANGE_NOT_SATISFIABLE => Err(Failure::new(
             FailureKind::WrongSize,
             format!("the mirror's copy is shorter than the {offset} bytes already fetched"),
+        )),
+        StatusCode::UNAUTHORIZED
+        | StatusCode::FORBIDDEN
+        | StatusCode::NOT_FOUND
+        | StatusCode::GONE => Err(Failure::new(
+            FailureKind::NotServed,
+            format!("HTTP {status}"),
         )),
         status => Err(Failure::new(
             FailureKind::HttpStatus,
@@ -544,6 +576,10 @@ mod tests {
         );
         assert_eq!(
             code(body_start(StatusCode::NOT_FOUND, None, 0, 1000)),
+            "not_served"
+        );
+        assert_eq!(
+            code(body_start(StatusCode::BAD_GATEWAY, None, 0, 1000)),
             "http_status"
         );
         assert_eq!(check_length(1000, 1000), Ok(()));

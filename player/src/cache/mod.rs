@@ -17,7 +17,10 @@
 //!   used first ([`space`]); a set that cannot fit is refused whole
 //!   (`insufficient_space`) and evicts nothing.
 //! - Downloads: at most `parallel_downloads` at once, mirrors in order,
-//!   unhealthy origins skipped, failed assets retried with backoff.
+//!   those held back by [`health`] skipped (a failure is pinned on the
+//!   origin, the URL or the asset's entry, as the evidence says), failed
+//!   assets retried with backoff. The status names bad entries and
+//!   quarantined origins.
 //! - Re-hash: every file is re-read at low speed at least once per
 //!   `rehash_interval_s`; a rotten one is dropped and fetched again.
 
@@ -42,10 +45,10 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::config::CacheConfig;
-use crate::report::{CacheStatus, Event, free_bytes};
+use crate::report::{CacheIssue, CacheStatus, Event, free_bytes};
 use content::{ContentStore, Pace};
 use fetch::{Fetcher, Job};
-use health::{Health, Penalty, mirrors};
+use health::{Choice, Health, Issue, Judgement, mirrors};
 use index::{Index, Resume, State};
 
 pub use fetch::{Failure, FailureKind};
@@ -188,12 +191,19 @@ impl Cache {
         self.running.get(id).map_or(0, |r| r.received)
     }
 
-    /// Cache figures for the status.
+    /// Cache figures for the status, with what holds downloads back.
     pub fn figures(&self) -> CacheStatus {
+        let now = Instant::now();
         CacheStatus {
             assets: self.present.len() as u64,
             bytes: self.present.values().sum(),
             free_bytes: free_bytes(self.content.dir()),
+            issues: self
+                .health
+                .issues(now)
+                .iter()
+                .map(|i| describe(i, now))
+                .collect(),
         }
     }
 
@@ -223,6 +233,7 @@ impl Cache {
             self.pins = pins;
         }
         self.drop_unwanted(&missing);
+        self.health.retain_assets(|id| missing.contains_key(id));
         match self.make_room(&missing) {
             Ok(evicted) => {
                 for (id, size) in evicted {
@@ -294,24 +305,41 @@ impl Cache {
                 }
             }
             FetchEvent::Attempt { id, url, result } => {
-                let penalty = self
-                    .health
-                    .record(&url, result.as_ref().map(|_| ()), Instant::now());
+                let judgements =
+                    self.health
+                        .record(&id, &url, result.as_ref().map(|_| ()), Instant::now());
                 if let Err(failure) = result {
-                    let then = match penalty {
-                        Penalty::None => String::new(),
-                        Penalty::Backoff(d) => format!("; origin backed off {}s", d.as_secs()),
-                        Penalty::Quarantine(d) => {
-                            format!("; origin quarantined {}s", d.as_secs())
-                        }
-                    };
-                    tracing::warn!(asset = %id, %url, reason = failure.code(), detail = %failure.detail, "download attempt failed");
+                    let then: String = judgements
+                        .iter()
+                        .filter_map(|j| consequence(j).map(|c| format!("; {c}")))
+                        .collect();
+                    tracing::warn!(asset = %id, %url, reason = failure.code(), detail = %failure.detail, then, "download attempt failed");
                     outcome.events.push(event(
                         "download_failed",
                         Some(failure.code()),
                         format!("{url}: {}{then}", failure.detail),
                         &id,
                     ));
+                }
+                for judgement in judgements {
+                    if let Judgement::Quarantined {
+                        origin,
+                        evidence,
+                        duration,
+                    } = judgement
+                    {
+                        tracing::warn!(%origin, %evidence, "origin quarantined");
+                        outcome.events.push(Event {
+                            at: Timestamp::now(),
+                            kind: "origin_quarantined",
+                            reason: Some("bad_origin"),
+                            detail: format!(
+                                "{evidence}; it comes after every other mirror for {} s",
+                                duration.as_secs()
+                            ),
+                            subject: Some(origin),
+                        });
+                    }
                 }
             }
             FetchEvent::Done { id, ok } => {
@@ -506,33 +534,27 @@ impl Cache {
                 defer(retry.at);
                 continue;
             }
-            let all = mirrors(entry, &self.origins);
-            let usable: Vec<Url> = all
-                .iter()
-                .filter(|u| self.health.usable(u, now))
-                .cloned()
-                .collect();
-            if !usable.is_empty() {
-                start.push((id.clone(), entry.size, usable));
-            } else if let Some(at) = self.health.next_usable(&all) {
-                defer(at);
-            } else {
-                // No URL at all: say so, and look again much later.
-                outcome.events.push(event(
-                    "download_failed",
-                    Some("no_mirror"),
-                    "no usable URL: relative URLs need configured origins".into(),
-                    id,
-                ));
-                let at = now + MAX_RETRY;
-                defer(at);
-                self.retries.insert(
-                    id.clone(),
-                    Retry {
-                        at,
-                        delay: MAX_RETRY,
-                    },
-                );
+            match self.health.choose(id, &mirrors(entry, &self.origins), now) {
+                Choice::Fetch(urls) => start.push((id.clone(), entry.size, urls)),
+                Choice::WaitUntil(at) => defer(at),
+                Choice::NoMirror => {
+                    // No URL at all: say so, and look again much later.
+                    outcome.events.push(event(
+                        "download_failed",
+                        Some("no_mirror"),
+                        "no usable URL: relative URLs need configured origins".into(),
+                        id,
+                    ));
+                    let at = now + MAX_RETRY;
+                    defer(at);
+                    self.retries.insert(
+                        id.clone(),
+                        Retry {
+                            at,
+                            delay: MAX_RETRY,
+                        },
+                    );
+                }
             }
         }
         self.deferred_until = deferred;
@@ -600,6 +622,69 @@ impl Cache {
             let intact = content.is_intact(&id, Some(&pace)).ok();
             let _ = events.send(FetchEvent::Rehashed { id, intact });
         });
+    }
+}
+
+/// What a judgement on a failed attempt means, for its event; a
+/// quarantine gets an event of its own.
+fn consequence(judgement: &Judgement) -> Option<String> {
+    Some(match judgement {
+        Judgement::OriginBackoff { delay } => format!("origin backed off {} s", delay.as_secs()),
+        Judgement::UrlBackoff { delay } => {
+            format!("this asset waits {} s at this URL", delay.as_secs())
+        }
+        Judgement::SuspectEntry {
+            delay,
+            origin_serves_right,
+        } => format!(
+            "{}; only this asset waits, {} s at this URL",
+            suspect(*origin_serves_right),
+            delay.as_secs()
+        ),
+        Judgement::Quarantined { .. } => return None,
+    })
+}
+
+/// Whose fault wrong bytes seem to be.
+fn suspect(origin_serves_right: bool) -> &'static str {
+    if origin_serves_right {
+        "the assignment's entry is probably wrong: other assets from this origin verify"
+    } else {
+        "either the assignment's entry or the origin's copy is wrong"
+    }
+}
+
+/// A standing problem in a human's words, for the status.
+fn describe(issue: &Issue, now: Instant) -> CacheIssue {
+    let left = |at: Instant| at.saturating_duration_since(now).as_secs();
+    match issue {
+        Issue::BadEntry {
+            id,
+            url,
+            origin_serves_right,
+            retry_at,
+        } => CacheIssue {
+            kind: "bad_entry",
+            subject: id.to_string(),
+            detail: format!(
+                "{url} serves bytes that do not match the signed entry (SHA-256 and size): \
+                 {}. Only this asset waits; next try in {} s",
+                suspect(*origin_serves_right),
+                left(*retry_at)
+            ),
+        },
+        Issue::BadOrigin {
+            origin,
+            evidence,
+            until,
+        } => CacheIssue {
+            kind: "bad_origin",
+            subject: origin.clone(),
+            detail: format!(
+                "quarantined: {evidence}. Tried only after every other mirror for {} s more",
+                left(*until)
+            ),
+        },
     }
 }
 
