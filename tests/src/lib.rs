@@ -195,9 +195,7 @@ fn answers_mqtt(port: u16) -> bool {
     use std::io::{Read, Write};
     // MQTT 3.1.1 CONNECT: clean session, keep-alive 10 s, empty client id
     // (the broker assigns one).
-    const CONNECT: [u8; 14] = [
-        0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10, 0, 0,
-    ];
+    const CONNECT: [u8; 14] = [0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10, 0, 0];
     const DISCONNECT: [u8; 2] = [0xe0, 0];
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return false;
