@@ -441,3 +441,31 @@ async fn an_origin_that_got_several_assets_wrong_is_quarantined_but_still_tried_
     player.wait_status("version 2 active", active(2));
     assert_cached_intact(&player, &later);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_followed_five_times_and_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = blob(dir.path(), "moved.bin", 64 << 10);
+    let mut script = vec![Fault::Redirect; 5];
+    script.push(Fault::Good);
+    let served = fetch_scripted(&file, &script).await;
+    let statuses: Vec<u16> = served.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [302, 302, 302, 302, 302, 200]);
+
+    let scene = Scene::new().await;
+    script.insert(0, Fault::Redirect);
+    let origin = FaultyOrigin::serve(dir.path(), &script).await;
+    let player = start(&scene, &[origin.url()], "");
+    publish_document(&scene, &assignment(&scene, 1, &[], &[&file])).await;
+    let status = player.wait_status("version 1 active", active(1));
+    assert!(rejected_with("bad_redirect")(&status), "{status}");
+    // The sixth redirect was refused, not followed: the file came from a
+    // fresh request.
+    let served = origin.requests_for(&file);
+    assert_eq!(
+        served[..6].iter().filter(|r| r.status == 302).count(),
+        6,
+        "{served:?}"
+    );
+    assert_cached_intact(&player, &file);
+}

@@ -142,6 +142,7 @@ impl Cache {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(config.connect_timeout_s))
             .read_timeout(Duration::from_secs(config.read_timeout_s))
+            .redirect(fetch::redirect_policy())
             .build()
             .context("building the HTTP client")?;
         let limiter = config.bandwidth_bytes_per_s.map(|rate| {
