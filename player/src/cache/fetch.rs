@@ -275,10 +275,10 @@ pub fn check_redirect(previous: &[Url], next: &Url) -> Result<(), RedirectRefuse
     if previous.len() > MAX_REDIRECTS {
         return Err(RedirectRefused::TooMany);
     }
-    let upgrade_or_same = match (from.scheme(), next.scheme()) {
-        ("http", "http" | "https") | ("https", "https") => true,
-        _ => false,
-    };
+    let upgrade_or_same = matches!(
+        (from.scheme(), next.scheme()),
+        ("http", "http" | "https") | ("https", "https")
+    );
     if !upgrade_or_same {
         return Err(RedirectRefused::Downgrade {
             to: next.scheme().to_string(),
