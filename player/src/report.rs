@@ -67,6 +67,19 @@ pub struct CacheStatus {
     pub assets: u64,
     pub bytes: u64,
     pub free_bytes: u64,
+    /// What holds downloads back, if anything.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub issues: Vec<CacheIssue>,
+}
+
+/// A standing download problem: an asset whose signed entry does not match
+/// what its URL serves (`bad_entry`, subject the asset), or a quarantined
+/// origin (`bad_origin`, subject the origin), said for a human.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheIssue {
+    pub kind: &'static str,
+    pub subject: String,
+    pub detail: String,
 }
 
 /// One event on `device/<id>/events`; errors also stay in the status.
@@ -74,7 +87,8 @@ pub struct CacheStatus {
 pub struct Event {
     pub at: Timestamp,
     /// `rejected`, `download_failed`, `downloaded`, `download_progress`,
-    /// `evicted`, `cache_full`, `content_corrupt`, `play_failed`, …
+    /// `evicted`, `cache_full`, `content_corrupt`, `origin_quarantined`,
+    /// `play_failed`, …
     pub kind: &'static str,
     /// Machine-readable reason (DESIGN.md §3) where there is one.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -2,8 +2,8 @@
 //! carry it, and [`FaultyOrigin`], an HTTP origin on loopback that serves
 //! a directory honouring `Range` and `If-Range` and misbehaves as scripted:
 //! corrupted bytes, a connection dropped after N bytes, Range ignored, a
-//! body longer than the file, a slow trickle. It records every request and
-//! counts the body bytes it sent.
+//! body longer than the file, a slow trickle, a redirect. It records every
+//! request and counts the body bytes it sent.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -63,6 +63,9 @@ pub enum Fault {
     Overflow(u64),
     /// Correctly, but at this many bytes per second.
     Throttle(u64),
+    /// `302 Found` to the same file on this origin (a URL of its own each
+    /// time, so a client cannot take it for a loop).
+    Redirect,
 }
 
 /// One request as the origin saw it.
@@ -165,9 +168,12 @@ pub fn refusing_url() -> String {
 async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let path = request.uri().path().trim_start_matches('/').to_string();
     let range_start = range_start(request.headers());
-    let fault = {
+    let (n, fault) = {
         let log = shared.log.lock().unwrap();
-        shared.script[log.len().min(shared.script.len() - 1)]
+        (
+            log.len(),
+            shared.script[log.len().min(shared.script.len() - 1)],
+        )
     };
     let bytes = Arc::new(AtomicU64::new(0));
     let file = (!path.contains(".."))
@@ -175,6 +181,11 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .flatten();
     let response = match file {
         None => empty(StatusCode::NOT_FOUND),
+        Some(_) if fault == Fault::Redirect => Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, format!("/{path}?hop={n}"))
+            .body(Body::empty())
+            .unwrap(),
         Some(file) => respond(fault, file, range_start, request.headers(), bytes.clone()),
     };
     shared.log.lock().unwrap().push(Log {

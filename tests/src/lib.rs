@@ -34,6 +34,11 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How many fresh ports a broker start tries: a free port can be taken by
+/// another process (another test binary, another developer's tests) between
+/// [`free_port`] and Mosquitto's bind.
+const PORT_ATTEMPTS: usize = 10;
+
 /// A Mosquitto broker of our own, on loopback; killed when dropped.
 pub struct Mosquitto {
     pub port: u16,
@@ -42,6 +47,10 @@ pub struct Mosquitto {
     /// Keeps sessions and retained messages across restarts (on disk).
     persistent: bool,
 }
+
+/// Another process listens on the port Mosquitto was to take.
+#[derive(Debug)]
+struct PortTaken;
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
@@ -55,15 +64,18 @@ impl Mosquitto {
     }
 
     fn launch(persistent: bool) -> Mosquitto {
-        let dir = tempfile::tempdir().unwrap();
-        let mut broker = Mosquitto {
-            port: free_port(),
-            dir,
-            child: None,
-            persistent,
-        };
-        broker.restart();
-        broker
+        for _ in 0..PORT_ATTEMPTS {
+            let mut broker = Mosquitto {
+                port: free_port(),
+                dir: tempfile::tempdir().unwrap(),
+                child: None,
+                persistent,
+            };
+            if broker.try_start().is_ok() {
+                return broker;
+            }
+        }
+        panic!("mosquitto found no free port in {PORT_ATTEMPTS} tries");
     }
 
     pub fn url(&self) -> String {
@@ -72,8 +84,21 @@ impl Mosquitto {
 
     /// Starts (again) on the same port. A non-persistent broker comes back
     /// with no memory of earlier sessions or retained messages, like one
-    /// replaced after a failure.
+    /// replaced after a failure. If another process holds the port for a
+    /// moment (a [`free_port`] probe), it tries again until [`TIMEOUT`].
     pub fn restart(&mut self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.try_start().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "port {} stayed taken by another process: mosquitto cannot restart",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn try_start(&mut self) -> Result<(), PortTaken> {
         self.stop();
         let config = self.dir.path().join("mosquitto.conf");
         let persistence = if self.persistent {
@@ -94,18 +119,8 @@ impl Mosquitto {
             ),
         )
         .unwrap();
-        let child = Command::new(mosquitto_binary())
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto must be installed (make test installs it)");
-        self.child = Some(child);
-        wait_for(
-            || std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
-            "mosquitto to listen",
-        );
+        self.child = Some(spawn_ready(&config, self.port, self.dir.path())?);
+        Ok(())
     }
 
     /// Stops the broker: a persistent one gracefully (SIGTERM), so that it
@@ -129,6 +144,70 @@ impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Runs Mosquitto on `config`, whose listener is `port`, logging into
+/// `dir`, and returns once it is really serving: its own log says it bound
+/// the port and runs (so a listener found there is ours, not another
+/// process's), and, on a plain listener, an MQTT CONNECT gets a CONNACK.
+/// A TCP connection alone proves neither. Fails the test with the log if
+/// the broker stops or does not come up in time.
+fn spawn_ready(config: &Path, port: u16, dir: &Path) -> Result<Child, PortTaken> {
+    let log_path = dir.join("mosquitto.log");
+    let mut child = Command::new(mosquitto_binary())
+        .arg("-c")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("mosquitto must be installed (make test installs it)");
+    // A TLS listener cannot be asked in plain MQTT; its log line must do.
+    let tls = std::fs::read_to_string(config)
+        .unwrap()
+        .lines()
+        .any(|l| l.trim_start().starts_with("certfile"));
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = log();
+            if log.contains("Address already in use") {
+                return Err(PortTaken);
+            }
+            panic!("mosquitto stopped ({status}):\n{log}");
+        }
+        let running = log().lines().any(|l| l.ends_with(" running"));
+        if running && (tls || answers_mqtt(port)) {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mosquitto did not come up on port {port}:\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether an MQTT broker on `port` answers a CONNECT with a CONNACK (of
+/// any return code: one that refuses us is serving all the same).
+fn answers_mqtt(port: u16) -> bool {
+    use std::io::{Read, Write};
+    // MQTT 3.1.1 CONNECT: clean session, keep-alive 10 s, empty client id
+    // (the broker assigns one).
+    const CONNECT: [u8; 14] = [0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10, 0, 0];
+    const DISCONNECT: [u8; 2] = [0xe0, 0];
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let mut connack = [0; 4];
+    let answered = stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .and_then(|()| stream.write_all(&CONNECT))
+        .and_then(|()| stream.read_exact(&mut connack))
+        .is_ok_and(|()| connack[..2] == [0x20, 2]);
+    let _ = stream.write_all(&DISCONNECT);
+    answered
 }
 
 fn mosquitto_binary() -> PathBuf {
@@ -238,10 +317,27 @@ pub async fn publish(broker: &Mosquitto, envelope: &Envelope) {
 }
 
 /// Publishes any bytes on any topic, as a hostile broker or client could.
+/// A broker that cannot be reached is tried again until [`TIMEOUT`] (a
+/// connection race at a broker's start); a message may then arrive twice,
+/// as QoS 1 allows anyway.
 pub async fn publish_raw(broker: &Mosquitto, topic: &str, payload: Vec<u8>, retain: bool) {
-    phare_provisioning::publish::publish(&broker.url(), topic, payload, retain)
-        .await
-        .unwrap();
+    use phare_provisioning::connect::ConnectError;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let sent =
+            phare_provisioning::publish::publish(&broker.url(), topic, payload.clone(), retain)
+                .await;
+        match sent {
+            Ok(()) => return,
+            Err(e)
+                if matches!(e.downcast_ref(), Some(ConnectError::Unreachable { .. }))
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("publishing on {topic}: {e:#}"),
+        }
+    }
 }
 
 /// The topic of one of the device's streams, e.g. `assignment`, `command`.
@@ -270,18 +366,22 @@ impl Subscriber {
         Subscriber::connect(broker, filter, client_id, false).await
     }
 
+    /// Connects and subscribes, trying again until [`TIMEOUT`]: a broker
+    /// just (re)started may still refuse or reset a first connection.
     async fn connect(broker: &Mosquitto, filter: &str, id: &str, clean: bool) -> Subscriber {
-        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-        let mut options = MqttOptions::new(id, "127.0.0.1", broker.port);
-        options.set_max_packet_size(4 << 20, 4 << 20);
-        options.set_clean_session(clean);
-        let (client, mut eventloop) = AsyncClient::new(options, 16);
-        client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
-        // Return only once the subscription is in place.
-        while !matches!(
-            eventloop.poll().await.unwrap(),
-            Event::Incoming(Packet::SubAck(_))
-        ) {}
+        use rumqttc::{Event, Packet};
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        let (client, mut eventloop) = loop {
+            match subscribed(broker.port, filter, id, clean).await {
+                Ok(connected) => break connected,
+                Err(e) => assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "could not subscribe to {filter} on port {}: {e}",
+                    broker.port
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = messages.clone();
         let task = tokio::spawn(async move {
@@ -309,6 +409,30 @@ impl Subscriber {
             .iter()
             .filter_map(|p| serde_json::from_slice(p).ok())
             .collect()
+    }
+}
+
+/// A client subscribed to `filter`: returns once the broker acknowledged
+/// the subscription, or the first connection error.
+async fn subscribed(
+    port: u16,
+    filter: &str,
+    id: &str,
+    clean: bool,
+) -> Result<(rumqttc::AsyncClient, rumqttc::EventLoop), rumqttc::ConnectionError> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mut options = MqttOptions::new(id, "127.0.0.1", port);
+    options.set_max_packet_size(4 << 20, 4 << 20);
+    options.set_clean_session(clean);
+    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    client
+        .subscribe(filter, QoS::AtLeastOnce)
+        .await
+        .expect("a new client's queue has room");
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await? {
+            return Ok((client, eventloop));
+        }
     }
 }
 
@@ -715,41 +839,26 @@ pub fn write_bench_report(name: &str, report: &Value) {
 impl Mosquitto {
     /// A broker run from a config of the test's own: `config(port, dir)`
     /// returns its text, given a free loopback port and this broker's
-    /// private directory. A broker that does not start fails the test with
+    /// private directory (called again with another port if that one was
+    /// taken meanwhile). A broker that does not start fails the test with
     /// its log. (`restart` would put the default config back: not for this
     /// broker.)
-    pub fn start_with_config(config: impl FnOnce(u16, &Path) -> String) -> Mosquitto {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let path = dir.path().join("custom.conf");
-        std::fs::write(&path, config(port, dir.path())).unwrap();
-        let log_path = dir.path().join("mosquitto.log");
-        let mut child = Command::new(mosquitto_binary())
-            .arg("-c")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .expect("mosquitto must be installed (make test installs it)");
-        let deadline = Instant::now() + TIMEOUT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("mosquitto stopped ({status}):\n{}", log());
+    pub fn start_with_config(mut config: impl FnMut(u16, &Path) -> String) -> Mosquitto {
+        for _ in 0..PORT_ATTEMPTS {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let path = dir.path().join("custom.conf");
+            std::fs::write(&path, config(port, dir.path())).unwrap();
+            if let Ok(child) = spawn_ready(&path, port, dir.path()) {
+                return Mosquitto {
+                    port,
+                    dir,
+                    child: Some(child),
+                    persistent: false,
+                };
             }
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not listen:\n{}",
-                log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        Mosquitto {
-            port,
-            dir,
-            child: Some(child),
-            persistent: false,
-        }
+        panic!("mosquitto found no free port in {PORT_ATTEMPTS} tries");
     }
 }
 
@@ -789,4 +898,67 @@ pub fn faketime_env(file: &Path) -> Vec<(String, Option<String>)> {
     .into_iter()
     .map(|(key, value)| (key.to_string(), Some(value)))
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Holds `port` with a listener that resets every connection (it
+    /// closes them with the CONNECT unread), as another process's server
+    /// on a reused port would, until `for_how_long` has passed.
+    fn impostor(port: u16, for_how_long: Duration) -> std::thread::JoinHandle<()> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let until = Instant::now() + for_how_long;
+            while Instant::now() < until {
+                if let Ok((stream, _)) = listener.accept() {
+                    std::thread::sleep(Duration::from_millis(20));
+                    drop(stream);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    }
+
+    /// Publishes on `topic` until `subscriber` got it.
+    async fn assert_delivered(broker: &Mosquitto, subscriber: &Subscriber, topic: &str) {
+        publish_raw(broker, topic, b"{\"ok\":1}".to_vec(), false).await;
+        let deadline = Instant::now() + TIMEOUT;
+        while subscriber.json().is_empty() {
+            assert!(Instant::now() < deadline, "nothing delivered on {topic}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restart_waits_out_another_process_on_the_port() {
+        let mut broker = Mosquitto::start();
+        broker.stop();
+        let squatter = impostor(broker.port, Duration::from_secs(2));
+        tokio::task::block_in_place(|| broker.restart());
+        squatter.join().unwrap();
+        let subscriber = Subscriber::new(&broker, "harness/probe").await;
+        assert_delivered(&broker, &subscriber, "harness/probe").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_subscriber_waits_for_a_broker_still_starting() {
+        let mut broker = Mosquitto::start();
+        broker.stop();
+        // The same address, for the subscriber to try while it is down.
+        let address = Mosquitto {
+            port: broker.port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+            persistent: false,
+        };
+        let subscribing =
+            tokio::spawn(async move { Subscriber::new(&address, "harness/late").await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::task::block_in_place(|| broker.restart());
+        let subscriber = subscribing.await.expect("the subscriber connected");
+        assert_delivered(&broker, &subscriber, "harness/late").await;
+    }
 }

@@ -352,3 +352,120 @@ async fn bit_rot_is_caught_by_the_rehash_and_the_file_fetched_again() {
         "the file fetched again",
     );
 }
+
+/// `assignment` with its one asset renamed to an id its bytes do not hash
+/// to: a publishing mistake, the origin's copy being right.
+fn with_wrong_hash(mut assignment: Value) -> Value {
+    let wrong = format!("sha256:{}", "07".repeat(32));
+    let assets = assignment["assets"].as_object_mut().unwrap();
+    let (id, entry) = assets
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .unwrap();
+    assets.remove(&id);
+    assets.insert(wrong.clone(), entry);
+    assignment["playlists"]["main"][0]["asset"] = wrong.into();
+    assignment
+}
+
+/// The status's cache issues of this kind (`bad_entry`, `bad_origin`).
+fn issues<'a>(status: &'a Value, kind: &str) -> Vec<&'a Value> {
+    status["cache"]["issues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["kind"] == kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_entry_does_not_stall_the_next_assignment_from_the_same_origin() {
+    let scene = Scene::new().await;
+    let first = scene.fleet.image("first.png", "smpte");
+    let mistaken = scene.fleet.image("mistaken.png", "ball");
+    let fixed = scene.fleet.image("fixed.png", "snow");
+    // One origin, as most small fleets have.
+    let player = start(&scene, &[scene.origin.as_ref().unwrap().url()], "");
+    scene.publish_assignment(1, &[&first]).await;
+    player.wait_status("version 1 playing", playing_version(1));
+
+    let bad = with_wrong_hash(scene.fleet.assignment(2, &[&mistaken]));
+    publish_document(&scene, &bad).await;
+    let status = player.wait_status("the bad entry reported", |s| {
+        rejected_with("hash_mismatch")(s) && !issues(s, "bad_entry").is_empty()
+    });
+    // Said for a human: this entry, probably; not the origin.
+    let entry = issues(&status, "bad_entry")[0];
+    assert_eq!(entry["subject"], format!("sha256:{}", "07".repeat(32)));
+    let detail = entry["detail"].as_str().unwrap();
+    assert!(detail.contains("entry is probably wrong"), "{detail}");
+    assert!(issues(&status, "bad_origin").is_empty(), "{status}");
+    assert_eq!(status["assignment"]["version"], 1, "the screen plays on");
+
+    let published = std::time::Instant::now();
+    scene.publish_assignment(3, &[&fixed]).await;
+    let status = player.wait_status("version 3 playing", playing_version(3));
+    let took = published.elapsed();
+    eprintln!("good assignment after a bad entry: playing in {took:?}");
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+    assert!(issues(&status, "bad_entry").is_empty(), "{status}");
+    assert!(issues(&status, "bad_origin").is_empty(), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_that_got_several_assets_wrong_is_quarantined_but_still_tried_if_alone() {
+    let scene = Scene::new().await;
+    let media = scene.fleet.media_dir();
+    let wrong = ["a.bin", "b.bin", "c.bin"].map(|name| blob(&media, name, 32 << 10));
+    let later = blob(&media, "later.bin", 32 << 10);
+    // Wrong bytes for the three assets of version 1, right ones afterwards.
+    let origin = FaultyOrigin::serve(
+        &media,
+        &[Fault::Corrupt, Fault::Corrupt, Fault::Corrupt, Fault::Good],
+    )
+    .await;
+    let player = start(&scene, &[origin.url()], "parallel_downloads = 1\n");
+    let [a, b, c] = [&wrong[0], &wrong[1], &wrong[2]].map(PathBuf::as_path);
+    publish_document(&scene, &assignment(&scene, 1, &[], &[a, b, c])).await;
+    let status = player.wait_status("the origin quarantined", |s| {
+        !issues(s, "bad_origin").is_empty()
+    });
+    let quarantined = issues(&status, "bad_origin")[0];
+    assert_eq!(quarantined["subject"], format!("http://{}", origin.addr));
+    let detail = quarantined["detail"].as_str().unwrap();
+    assert!(detail.contains("3 different assets"), "{detail}");
+
+    // The only origin: quarantined, yet asked, and it serves right now.
+    publish_document(&scene, &assignment(&scene, 2, &[], &[&later])).await;
+    player.wait_status("version 2 active", active(2));
+    assert_cached_intact(&player, &later);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_followed_five_times_and_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = blob(dir.path(), "moved.bin", 64 << 10);
+    let mut script = vec![Fault::Redirect; 5];
+    script.push(Fault::Good);
+    let served = fetch_scripted(&file, &script).await;
+    let statuses: Vec<u16> = served.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [302, 302, 302, 302, 302, 200]);
+
+    let scene = Scene::new().await;
+    script.insert(0, Fault::Redirect);
+    let origin = FaultyOrigin::serve(dir.path(), &script).await;
+    let player = start(&scene, &[origin.url()], "");
+    publish_document(&scene, &assignment(&scene, 1, &[], &[&file])).await;
+    let status = player.wait_status("version 1 active", active(1));
+    assert!(rejected_with("bad_redirect")(&status), "{status}");
+    // The sixth redirect was refused, not followed: the file came from a
+    // fresh request.
+    let served = origin.requests_for(&file);
+    assert_eq!(
+        served[..6].iter().filter(|r| r.status == 302).count(),
+        6,
+        "{served:?}"
+    );
+    assert_cached_intact(&player, &file);
+}

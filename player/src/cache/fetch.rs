@@ -9,9 +9,11 @@
 //! are hashed as they arrive; a file is committed only if the whole matches
 //! its SHA-256. Slow origins are abandoned by a minimum-throughput guard,
 //! silent ones by the client's read timeout, and an optional shared token
-//! bucket caps the total rate.
+//! bucket caps the total rate. Redirects are followed only as
+//! [`check_redirect`] allows: a mirror is untrusted.
 
 use std::io::{Seek, SeekFrom, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,7 @@ use futures_util::StreamExt;
 use governor::DefaultDirectRateLimiter;
 use phare_protocol::AssetId;
 use reqwest::header::{CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
-use reqwest::{StatusCode, Url};
+use reqwest::{StatusCode, Url, redirect};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
@@ -30,6 +32,8 @@ use super::index::Resume;
 
 /// How often a running download reports its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// Redirects followed at most per request.
+pub const MAX_REDIRECTS: usize = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
@@ -39,8 +43,15 @@ pub enum FailureKind {
     Timeout,
     /// The connection broke in the middle.
     Interrupted,
-    /// An HTTP status other than 200/206, or a malformed partial answer.
+    /// An HTTP status other than 200/206 (but those of [`NotServed`]), or
+    /// a malformed partial answer.
+    ///
+    /// [`NotServed`]: FailureKind::NotServed
     HttpStatus,
+    /// The origin does not serve this URL (401, 403, 404, 410).
+    NotServed,
+    /// A redirect [`check_redirect`] refused.
+    Redirect,
     /// Slower than `cache.min_throughput_bytes_per_s`.
     TooSlow,
     /// The body ended before the signed size.
@@ -73,7 +84,9 @@ impl Failure {
     }
 
     fn transport(error: reqwest::Error) -> Failure {
-        let kind = if error.is_timeout() {
+        let kind = if error.is_redirect() {
+            FailureKind::Redirect
+        } else if error.is_timeout() {
             FailureKind::Timeout
         } else if error.is_connect() {
             FailureKind::Unreachable
@@ -100,6 +113,8 @@ impl Failure {
             FailureKind::Timeout => "timeout",
             FailureKind::Interrupted => "interrupted",
             FailureKind::HttpStatus => "http_status",
+            FailureKind::NotServed => "not_served",
+            FailureKind::Redirect => "bad_redirect",
             FailureKind::TooSlow => "too_slow",
             FailureKind::Truncated => "truncated",
             FailureKind::TooLarge => "too_large",
@@ -110,18 +125,180 @@ impl Failure {
         }
     }
 
-    /// Whether the origin is to blame (and so backed off).
-    pub fn blames_origin(&self) -> bool {
-        !matches!(self.kind, FailureKind::Disk | FailureKind::ResumedMismatch)
+    /// Whom the failure points at.
+    pub fn blame(&self) -> Blame {
+        match self.kind {
+            FailureKind::Disk | FailureKind::ResumedMismatch => Blame::Nobody,
+            FailureKind::NotServed | FailureKind::Redirect => Blame::Url,
+            FailureKind::TooLarge | FailureKind::WrongSize | FailureKind::HashMismatch => {
+                Blame::Content
+            }
+            FailureKind::Unreachable
+            | FailureKind::Timeout
+            | FailureKind::Interrupted
+            | FailureKind::HttpStatus
+            | FailureKind::TooSlow
+            | FailureKind::Truncated => Blame::Origin,
+        }
+    }
+}
+
+/// Whom a failed attempt points at (see [`super::health`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// Us (the local disk), or either side (a resumed file that did not
+    /// match).
+    Nobody,
+    /// The origin did not answer well.
+    Origin,
+    /// The origin does not serve this URL.
+    Url,
+    /// The bytes do not match the signed entry: the origin's copy or the
+    /// entry is wrong.
+    Content,
+}
+
+/// The kind of network a host is in, by its address. A name is taken for
+/// public (`localhost` aside): its resolution is not checked here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    Public,
+    /// RFC 1918, shared (100.64/10) and unique local (fc00::/7) addresses.
+    Private,
+    /// 169.254/16 (cloud metadata services live there) and fe80::/10.
+    LinkLocal,
+    /// The device itself: 127/8, ::1, the unspecified address, localhost.
+    Loopback,
+}
+
+impl Network {
+    pub fn of(url: &Url) -> Network {
+        let host = url.host_str().unwrap_or_default();
+        // An IPv6 host comes in brackets.
+        let address = host.trim_start_matches('[').trim_end_matches(']');
+        match address.parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => Network::of_v4(ip),
+            Ok(IpAddr::V6(ip)) => ip
+                .to_ipv4_mapped()
+                .map_or_else(|| Network::of_v6(ip), Network::of_v4),
+            Err(_) => {
+                let name = host.trim_end_matches('.').to_ascii_lowercase();
+                if name == "localhost" || name.ends_with(".localhost") {
+                    Network::Loopback
+                } else {
+                    Network::Public
+                }
+            }
+        }
     }
 
-    /// Whether the origin served wrong content (and so is quarantined).
-    pub fn wrong_bytes(&self) -> bool {
-        matches!(
-            self.kind,
-            FailureKind::TooLarge | FailureKind::WrongSize | FailureKind::HashMismatch
-        )
+    fn of_v4(ip: Ipv4Addr) -> Network {
+        let shared = ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64;
+        if ip.is_loopback() || ip.is_unspecified() {
+            Network::Loopback
+        } else if ip.is_link_local() {
+            Network::LinkLocal
+        } else if ip.is_private() || shared {
+            Network::Private
+        } else {
+            Network::Public
+        }
     }
+
+    fn of_v6(ip: Ipv6Addr) -> Network {
+        if ip.is_loopback() || ip.is_unspecified() {
+            Network::Loopback
+        } else if ip.is_unicast_link_local() {
+            Network::LinkLocal
+        } else if ip.is_unique_local() {
+            Network::Private
+        } else {
+            Network::Public
+        }
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Network::Public => "public",
+            Network::Private => "private",
+            Network::LinkLocal => "link-local",
+            Network::Loopback => "loopback",
+        })
+    }
+}
+
+/// Why a redirect was not followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectRefused {
+    TooMany,
+    /// From https down to plain http (or to another scheme).
+    Downgrade {
+        to: String,
+    },
+    /// Into a network the origin is not in itself.
+    Network {
+        target: Network,
+        origin: Network,
+    },
+}
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedirectRefused::TooMany => write!(f, "more than {MAX_REDIRECTS} redirects"),
+            RedirectRefused::Downgrade { to } => {
+                write!(f, "a redirect from https to {to} is not followed")
+            }
+            RedirectRefused::Network { target, origin } => write!(
+                f,
+                "a redirect to a {target} address from a {origin} origin is not followed"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
+/// Whether to follow a redirect to `next` from the last of `previous`, the
+/// first of which is the URL asked for: at most [`MAX_REDIRECTS`], http or
+/// https only and never from https down to http, and into a private,
+/// link-local or loopback network only from an origin in that same kind of
+/// network. A mirror is untrusted: its redirects must not downgrade the
+/// transport or make the device probe its own network or its cloud's
+/// metadata service.
+pub fn check_redirect(previous: &[Url], next: &Url) -> Result<(), RedirectRefused> {
+    let (Some(origin), Some(from)) = (previous.first(), previous.last()) else {
+        return Ok(());
+    };
+    if previous.len() > MAX_REDIRECTS {
+        return Err(RedirectRefused::TooMany);
+    }
+    let upgrade_or_same = matches!(
+        (from.scheme(), next.scheme()),
+        ("http", "http" | "https") | ("https", "https")
+    );
+    if !upgrade_or_same {
+        return Err(RedirectRefused::Downgrade {
+            to: next.scheme().to_string(),
+        });
+    }
+    let (target, origin) = (Network::of(next), Network::of(origin));
+    if target != Network::Public && target != origin {
+        return Err(RedirectRefused::Network { target, origin });
+    }
+    Ok(())
+}
+
+/// The redirect policy of the download client: [`check_redirect`].
+pub fn redirect_policy() -> redirect::Policy {
+    redirect::Policy::custom(
+        |attempt| match check_redirect(attempt.previous(), attempt.url()) {
+            Ok(()) => attempt.follow(),
+            Err(refused) => attempt.error(refused),
+        },
+    )
 }
 
 /// Where the body of a response goes in the partial file: its start.
@@ -161,6 +338,13 @@ pub fn body_start(
         StatusCode::RANGE_NOT_SATISFIABLE => Err(Failure::new(
             FailureKind::WrongSize,
             format!("the mirror's copy is shorter than the {offset} bytes already fetched"),
+        )),
+        StatusCode::UNAUTHORIZED
+        | StatusCode::FORBIDDEN
+        | StatusCode::NOT_FOUND
+        | StatusCode::GONE => Err(Failure::new(
+            FailureKind::NotServed,
+            format!("HTTP {status}"),
         )),
         status => Err(Failure::new(
             FailureKind::HttpStatus,
@@ -544,11 +728,105 @@ mod tests {
         );
         assert_eq!(
             code(body_start(StatusCode::NOT_FOUND, None, 0, 1000)),
+            "not_served"
+        );
+        assert_eq!(
+            code(body_start(StatusCode::BAD_GATEWAY, None, 0, 1000)),
             "http_status"
         );
         assert_eq!(check_length(1000, 1000), Ok(()));
         assert_eq!(check_length(1001, 1000).unwrap_err().code(), "too_large");
         assert_eq!(check_length(20, 1000).unwrap_err().code(), "wrong_size");
+    }
+
+    fn urls(list: &[&str]) -> Vec<Url> {
+        list.iter().map(|u| Url::parse(u).unwrap()).collect()
+    }
+
+    fn redirect(chain: &[&str], next: &str) -> Result<(), RedirectRefused> {
+        check_redirect(&urls(chain), &Url::parse(next).unwrap())
+    }
+
+    #[test]
+    fn redirects_stay_on_the_scheme_and_out_of_networks_the_origin_is_not_in() {
+        let cdn = "https://cdn.example/a.mp4";
+        assert_eq!(redirect(&[cdn], "https://edge.example/a.mp4"), Ok(()));
+        assert_eq!(
+            redirect(&["http://cdn.example/a"], "https://edge.example/a"),
+            Ok(())
+        );
+        let downgrade = |to: &str| RedirectRefused::Downgrade { to: to.into() };
+        assert_eq!(
+            redirect(&[cdn], "http://edge.example/a.mp4"),
+            Err(downgrade("http"))
+        );
+        // Once upgraded, never back down.
+        assert_eq!(
+            redirect(
+                &["http://cdn.example/a", "https://cdn.example/a"],
+                "http://cdn.example/b"
+            ),
+            Err(downgrade("http"))
+        );
+        let into = |target, origin| Err(RedirectRefused::Network { target, origin });
+        for (next, target) in [
+            (
+                "https://169.254.169.254/latest/meta-data/",
+                Network::LinkLocal,
+            ),
+            ("https://[fe80::1]/", Network::LinkLocal),
+            ("https://127.0.0.1:8080/", Network::Loopback),
+            ("https://2130706433/", Network::Loopback),
+            ("https://[::ffff:127.0.0.1]/", Network::Loopback),
+            ("https://localhost/", Network::Loopback),
+            ("https://0.0.0.0/", Network::Loopback),
+            ("https://10.1.2.3/", Network::Private),
+            ("https://192.168.1.1/", Network::Private),
+            ("https://100.64.0.1/", Network::Private),
+            ("https://[fd00::1]/", Network::Private),
+        ] {
+            assert_eq!(
+                redirect(&[cdn], next),
+                into(target, Network::Public),
+                "{next}"
+            );
+        }
+        // An origin on the intranet or on the device itself may send the
+        // device to its own kind of network, and only that.
+        assert_eq!(
+            redirect(&["http://10.0.0.5/a"], "http://192.168.0.7/a"),
+            Ok(())
+        );
+        assert_eq!(
+            redirect(&["http://127.0.0.1:8000/a"], "http://localhost:9000/a"),
+            Ok(())
+        );
+        assert_eq!(
+            redirect(&["http://10.0.0.5/a"], "http://127.0.0.1/a"),
+            into(Network::Loopback, Network::Private)
+        );
+        assert_eq!(
+            redirect(&["http://127.0.0.1/a"], "http://169.254.169.254/a"),
+            into(Network::LinkLocal, Network::Loopback)
+        );
+        assert_eq!(
+            redirect(&[cdn], "ftp://cdn.example/a"),
+            Err(downgrade("ftp"))
+        );
+    }
+
+    #[test]
+    fn at_most_five_redirects_are_followed() {
+        let hops: Vec<String> = (0..=MAX_REDIRECTS)
+            .map(|n| format!("https://cdn.example/{n}"))
+            .collect();
+        let hops: Vec<&str> = hops.iter().map(String::as_str).collect();
+        let next = "https://cdn.example/next";
+        assert_eq!(redirect(&hops[..MAX_REDIRECTS], next), Ok(()));
+        assert_eq!(
+            redirect(&hops[..=MAX_REDIRECTS], next),
+            Err(RedirectRefused::TooMany)
+        );
     }
 
     #[test]

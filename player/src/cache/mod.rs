@@ -17,7 +17,10 @@
 //!   used first ([`space`]); a set that cannot fit is refused whole
 //!   (`insufficient_space`) and evicts nothing.
 //! - Downloads: at most `parallel_downloads` at once, mirrors in order,
-//!   unhealthy origins skipped, failed assets retried with backoff.
+//!   those held back by [`health`] skipped (a failure is pinned on the
+//!   origin, the URL or the asset's entry, as the evidence says), failed
+//!   assets retried with backoff. The status names bad entries and
+//!   quarantined origins.
 //! - Re-hash: every file is re-read at low speed at least once per
 //!   `rehash_interval_s`; a rotten one is dropped and fetched again.
 
@@ -42,10 +45,10 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::config::CacheConfig;
-use crate::report::{CacheStatus, Event, free_bytes};
+use crate::report::{CacheIssue, CacheStatus, Event, free_bytes};
 use content::{ContentStore, Pace};
 use fetch::{Fetcher, Job};
-use health::{Health, Penalty, mirrors};
+use health::{Choice, Health, Issue, Judgement, mirrors};
 use index::{Index, Resume, State};
 
 pub use fetch::{Failure, FailureKind};
@@ -81,6 +84,15 @@ pub struct Outcome {
     /// An asset appeared or disappeared: the activation rule may now decide
     /// otherwise.
     pub changed: bool,
+}
+
+/// Why a wanted set is refused whole.
+#[derive(Debug)]
+enum Unfit {
+    /// It needs more room than the cache can free.
+    Short(space::Shortfall),
+    /// Its signed sizes add up past `u64::MAX`.
+    Overflow,
 }
 
 struct Running {
@@ -130,6 +142,7 @@ impl Cache {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(config.connect_timeout_s))
             .read_timeout(Duration::from_secs(config.read_timeout_s))
+            .redirect(fetch::redirect_policy())
             .build()
             .context("building the HTTP client")?;
         let limiter = config.bandwidth_bytes_per_s.map(|rate| {
@@ -179,12 +192,19 @@ impl Cache {
         self.running.get(id).map_or(0, |r| r.received)
     }
 
-    /// Cache figures for the status.
+    /// Cache figures for the status, with what holds downloads back.
     pub fn figures(&self) -> CacheStatus {
+        let now = Instant::now();
         CacheStatus {
             assets: self.present.len() as u64,
             bytes: self.present.values().sum(),
             free_bytes: free_bytes(self.content.dir()),
+            issues: self
+                .health
+                .issues(now)
+                .iter()
+                .map(|i| describe(i, now))
+                .collect(),
         }
     }
 
@@ -214,6 +234,7 @@ impl Cache {
             self.pins = pins;
         }
         self.drop_unwanted(&missing);
+        self.health.retain_assets(|id| missing.contains_key(id));
         match self.make_room(&missing) {
             Ok(evicted) => {
                 for (id, size) in evicted {
@@ -227,20 +248,27 @@ impl Cache {
                 self.refused = None;
                 self.wanted = missing;
             }
-            Err(shortfall) => {
+            Err(unfit) => {
                 let ids: BTreeSet<AssetId> = missing.keys().cloned().collect();
                 if self.refused.as_ref() != Some(&ids) {
-                    tracing::warn!(subject, ?shortfall, "the pending content cannot fit");
+                    let detail = match unfit {
+                        Unfit::Short(shortfall) => format!(
+                            "{} bytes to fetch, {} more than the cache can free without \
+                             touching what plays",
+                            shortfall.needed, shortfall.short_by
+                        ),
+                        Unfit::Overflow => format!(
+                            "the signed sizes of the assets to fetch add up to more than \
+                             {} bytes: no disk can hold them",
+                            u64::MAX
+                        ),
+                    };
+                    tracing::warn!(subject, detail, "the pending content cannot fit");
                     outcome.events.push(Event {
                         at: Timestamp::now(),
                         kind: "cache_full",
                         reason: Some("insufficient_space"),
-                        detail: format!(
-                            "{} bytes to fetch, {} more than the cache can free without \
-                             touching what plays",
-                            shortfall.needed, shortfall.short_by
-                        )
-                        .into(),
+                        detail: detail.into(),
                         subject: Some(subject.into()),
                     });
                     self.refused = Some(ids);
@@ -278,24 +306,42 @@ impl Cache {
                 }
             }
             FetchEvent::Attempt { id, url, result } => {
-                let penalty = self
-                    .health
-                    .record(&url, result.as_ref().map(|_| ()), Instant::now());
+                let judgements =
+                    self.health
+                        .record(&id, &url, result.as_ref().map(|_| ()), Instant::now());
                 if let Err(failure) = result {
-                    let then = match penalty {
-                        Penalty::None => String::new(),
-                        Penalty::Backoff(d) => format!("; origin backed off {}s", d.as_secs()),
-                        Penalty::Quarantine(d) => {
-                            format!("; origin quarantined {}s", d.as_secs())
-                        }
-                    };
-                    tracing::warn!(asset = %id, %url, reason = failure.code(), detail = %failure.detail, "download attempt failed");
+                    let then: String = judgements
+                        .iter()
+                        .filter_map(|j| consequence(j).map(|c| format!("; {c}")))
+                        .collect();
+                    tracing::warn!(asset = %id, %url, reason = failure.code(), detail = %failure.detail, then, "download attempt failed");
                     outcome.events.push(event(
                         "download_failed",
                         Some(failure.code()),
                         format!("{url}: {}{then}", failure.detail),
                         &id,
                     ));
+                }
+                for judgement in judgements {
+                    if let Judgement::Quarantined {
+                        origin,
+                        evidence,
+                        duration,
+                    } = judgement
+                    {
+                        tracing::warn!(%origin, %evidence, "origin quarantined");
+                        outcome.events.push(Event {
+                            at: Timestamp::now(),
+                            kind: "origin_quarantined",
+                            reason: Some("bad_origin"),
+                            detail: format!(
+                                "{evidence}; it comes after every other mirror for {} s",
+                                duration.as_secs()
+                            )
+                            .into(),
+                            subject: Some(origin.into()),
+                        });
+                    }
                 }
             }
             FetchEvent::Done { id, ok } => {
@@ -405,7 +451,7 @@ impl Cache {
     fn make_room(
         &mut self,
         missing: &BTreeMap<AssetId, AssetEntry>,
-    ) -> Result<Vec<(AssetId, u64)>, space::Shortfall> {
+    ) -> Result<Vec<(AssetId, u64)>, Unfit> {
         let rows = self.index.rows().unwrap_or_else(|e| {
             tracing::error!(error = %e, "reading the content index");
             Vec::new()
@@ -420,17 +466,20 @@ impl Cache {
                 last_used: r.last_used,
             })
             .collect();
-        let wanted_bytes = missing.values().map(|e| e.size).sum();
-        let to_write = missing
-            .iter()
-            .map(|(id, e)| e.size.saturating_sub(self.content.partial_size(id)))
-            .sum();
+        let wanted_bytes = space::total(missing.values().map(|e| e.size)).ok_or(Unfit::Overflow)?;
+        let to_write = space::total(
+            missing
+                .iter()
+                .map(|(id, e)| e.size.saturating_sub(self.content.partial_size(id))),
+        )
+        .ok_or(Unfit::Overflow)?;
         let budget = space::Budget {
             max_bytes: self.config.max_bytes,
             min_free_bytes: self.config.min_free_bytes,
             free_bytes: free_bytes(self.content.dir()),
         };
-        let evict = space::make_room(&cached, wanted_bytes, to_write, budget)?;
+        let evict =
+            space::make_room(&cached, wanted_bytes, to_write, budget).map_err(Unfit::Short)?;
         Ok(evict
             .into_iter()
             .map(|id| {
@@ -487,33 +536,27 @@ impl Cache {
                 defer(retry.at);
                 continue;
             }
-            let all = mirrors(entry, &self.origins);
-            let usable: Vec<Url> = all
-                .iter()
-                .filter(|u| self.health.usable(u, now))
-                .cloned()
-                .collect();
-            if !usable.is_empty() {
-                start.push((id.clone(), entry.size, usable));
-            } else if let Some(at) = self.health.next_usable(&all) {
-                defer(at);
-            } else {
-                // No URL at all: say so, and look again much later.
-                outcome.events.push(event(
-                    "download_failed",
-                    Some("no_mirror"),
-                    "no usable URL: relative URLs need configured origins".into(),
-                    id,
-                ));
-                let at = now + MAX_RETRY;
-                defer(at);
-                self.retries.insert(
-                    id.clone(),
-                    Retry {
-                        at,
-                        delay: MAX_RETRY,
-                    },
-                );
+            match self.health.choose(id, &mirrors(entry, &self.origins), now) {
+                Choice::Fetch(urls) => start.push((id.clone(), entry.size, urls)),
+                Choice::WaitUntil(at) => defer(at),
+                Choice::NoMirror => {
+                    // No URL at all: say so, and look again much later.
+                    outcome.events.push(event(
+                        "download_failed",
+                        Some("no_mirror"),
+                        "no usable URL: relative URLs need configured origins".into(),
+                        id,
+                    ));
+                    let at = now + MAX_RETRY;
+                    defer(at);
+                    self.retries.insert(
+                        id.clone(),
+                        Retry {
+                            at,
+                            delay: MAX_RETRY,
+                        },
+                    );
+                }
             }
         }
         self.deferred_until = deferred;
@@ -584,6 +627,69 @@ impl Cache {
     }
 }
 
+/// What a judgement on a failed attempt means, for its event; a
+/// quarantine gets an event of its own.
+fn consequence(judgement: &Judgement) -> Option<String> {
+    Some(match judgement {
+        Judgement::OriginBackoff { delay } => format!("origin backed off {} s", delay.as_secs()),
+        Judgement::UrlBackoff { delay } => {
+            format!("this asset waits {} s at this URL", delay.as_secs())
+        }
+        Judgement::SuspectEntry {
+            delay,
+            origin_serves_right,
+        } => format!(
+            "{}; only this asset waits, {} s at this URL",
+            suspect(*origin_serves_right),
+            delay.as_secs()
+        ),
+        Judgement::Quarantined { .. } => return None,
+    })
+}
+
+/// Whose fault wrong bytes seem to be.
+fn suspect(origin_serves_right: bool) -> &'static str {
+    if origin_serves_right {
+        "the assignment's entry is probably wrong: other assets from this origin verify"
+    } else {
+        "either the assignment's entry or the origin's copy is wrong"
+    }
+}
+
+/// A standing problem in a human's words, for the status.
+fn describe(issue: &Issue, now: Instant) -> CacheIssue {
+    let left = |at: Instant| at.saturating_duration_since(now).as_secs();
+    match issue {
+        Issue::BadEntry {
+            id,
+            url,
+            origin_serves_right,
+            retry_at,
+        } => CacheIssue {
+            kind: "bad_entry",
+            subject: id.to_string(),
+            detail: format!(
+                "{url} serves bytes that do not match the signed entry (SHA-256 and size): \
+                 {}. Only this asset waits; next try in {} s",
+                suspect(*origin_serves_right),
+                left(*retry_at)
+            ),
+        },
+        Issue::BadOrigin {
+            origin,
+            evidence,
+            until,
+        } => CacheIssue {
+            kind: "bad_origin",
+            subject: origin.clone(),
+            detail: format!(
+                "quarantined: {evidence}. Tried only after every other mirror for {} s more",
+                left(*until)
+            ),
+        },
+    }
+}
+
 fn event(kind: &'static str, reason: Option<&'static str>, detail: String, id: &AssetId) -> Event {
     Event {
         at: Timestamp::now(),
@@ -638,4 +744,42 @@ fn recover(content: &ContentStore, index: &mut Index) -> anyhow::Result<BTreeMap
         }
     }
     Ok(present)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_adding_up_past_u64_max_are_refused_with_a_clear_error() {
+        // As the player's main does, for the download client.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let (events, _) = tokio::sync::mpsc::unbounded_channel();
+        let mut cache =
+            Cache::open(dir.path(), &CacheConfig::default(), Vec::new(), events).unwrap();
+        let entry = AssetEntry {
+            size: u64::MAX / 2 + 1,
+            media_type: "application/octet-stream".into(),
+            urls: vec!["x.bin".into()],
+        };
+        let missing = BTreeMap::from([
+            (AssetId::from_digest(&[1; 32]), entry.clone()),
+            (AssetId::from_digest(&[2; 32]), entry),
+        ]);
+        let outcome = cache.want("device:lobby-1", missing, BTreeSet::new());
+        let [refused] = outcome.events.as_slice() else {
+            panic!("{:?}", outcome.events)
+        };
+        assert_eq!(
+            (refused.kind, refused.reason),
+            ("cache_full", Some("insufficient_space"))
+        );
+        assert!(
+            refused.detail.contains("add up to more than"),
+            "{}",
+            refused.detail
+        );
+        assert!(cache.running.is_empty() && cache.wanted.is_empty());
+    }
 }

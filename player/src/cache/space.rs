@@ -6,6 +6,10 @@
 //! evicting every unpinned asset would still not be enough, nothing is
 //! evicted at all: a download that cannot finish must not cost the screen
 //! content it could have kept.
+//!
+//! Sizes are the publisher's word (a signed entry can say `u64::MAX`), so
+//! no sum of them may wrap or panic: [`total`] says when one overflows, and
+//! the room arithmetic runs in `u128`, where sums of `u64` sizes cannot.
 
 use phare_protocol::AssetId;
 
@@ -33,6 +37,11 @@ pub struct Shortfall {
     pub short_by: u64,
 }
 
+/// The sum of `sizes`, or `None` past `u64::MAX`.
+pub fn total(sizes: impl IntoIterator<Item = u64>) -> Option<u64> {
+    sizes.into_iter().try_fold(0, u64::checked_add)
+}
+
 /// `cached`: the assets on disk, besides the wanted ones. `wanted_bytes`:
 /// the full size of the wanted assets; `to_write`: what is still to be
 /// written for them (less their partial downloads). Returns the assets to
@@ -44,13 +53,13 @@ pub fn make_room(
     budget: Budget,
 ) -> Result<Vec<AssetId>, Shortfall> {
     // How far over each limit the cache would be with nothing evicted.
-    let kept: u64 = cached.iter().map(|c| c.size).sum();
-    let over = |freed: u64| {
-        let over_max = budget
-            .max_bytes
-            .map_or(0, |max| (kept - freed + wanted_bytes).saturating_sub(max));
-        let over_floor =
-            (budget.min_free_bytes + to_write).saturating_sub(budget.free_bytes + freed);
+    let kept: u128 = cached.iter().map(|c| u128::from(c.size)).sum();
+    let over = |freed: u128| -> u128 {
+        let over_max = budget.max_bytes.map_or(0, |max| {
+            (kept - freed + u128::from(wanted_bytes)).saturating_sub(u128::from(max))
+        });
+        let over_floor = (u128::from(budget.min_free_bytes) + u128::from(to_write))
+            .saturating_sub(u128::from(budget.free_bytes) + freed);
         over_max.max(over_floor)
     };
     let mut candidates: Vec<&Cached> = cached.iter().filter(|c| !c.pinned).collect();
@@ -61,14 +70,14 @@ pub fn make_room(
         if over(freed) == 0 {
             break;
         }
-        freed += candidate.size;
+        freed += u128::from(candidate.size);
         evict.push(candidate.id.clone());
     }
     match over(freed) {
         0 => Ok(evict),
         short_by => Err(Shortfall {
             needed: wanted_bytes,
-            short_by,
+            short_by: u64::try_from(short_by).unwrap_or(u64::MAX),
         }),
     }
 }
@@ -124,6 +133,31 @@ mod tests {
             Err(Shortfall {
                 needed: 60,
                 short_by: 10
+            })
+        );
+    }
+
+    #[test]
+    fn sizes_that_add_up_past_u64_max_do_not_fit_and_do_not_panic() {
+        let huge = u64::MAX / 2 + 1;
+        assert_eq!(total([huge, huge - 1]), Some(u64::MAX));
+        assert_eq!(total([huge, huge]), None);
+        let on_disk = [cached(1, huge, 1, false), cached(2, huge, 2, false)];
+        let everything = Budget {
+            max_bytes: Some(u64::MAX),
+            min_free_bytes: u64::MAX,
+            free_bytes: u64::MAX,
+        };
+        // Both cached files go to make room for the largest possible set.
+        assert_eq!(
+            make_room(&on_disk, u64::MAX, u64::MAX, everything),
+            Ok(vec![on_disk[0].id.clone(), on_disk[1].id.clone()])
+        );
+        assert_eq!(
+            make_room(&on_disk, u64::MAX, 0, budget(100)),
+            Err(Shortfall {
+                needed: u64::MAX,
+                short_by: u64::MAX - 100
             })
         );
     }
