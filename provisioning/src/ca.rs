@@ -474,7 +474,11 @@ mod tests {
         let serials = ca.revoke_client("lobby-1").unwrap();
         assert_eq!(serials.len(), 1);
         let ledger = Ledger::load(&TlsPaths::new(dir.path()).ledger()).unwrap();
-        let record = ledger.certificates.iter().find(|c| c.serial == serials[0]).unwrap();
+        let record = ledger
+            .certificates
+            .iter()
+            .find(|c| c.serial == serials[0])
+            .unwrap();
         assert_eq!(record.sha256, lobby1.sha256);
         let crl = ca.crl().unwrap();
         assert_eq!(
