@@ -140,7 +140,15 @@ struct Client {
 
 impl Client {
     async fn connect(endpoint: &Endpoint) -> Result<Client, ConnectError> {
-        let (client, mut eventloop) = endpoint.connect(endpoint.options("test")?).await?;
+        Client::connect_as(endpoint, endpoint.options("test")?).await
+    }
+
+    /// Connects with these options (e.g. a given client id).
+    async fn connect_as(
+        endpoint: &Endpoint,
+        options: rumqttc::MqttOptions,
+    ) -> Result<Client, ConnectError> {
+        let (client, mut eventloop) = endpoint.connect(options).await?;
         let received = Arc::new(Mutex::new(Vec::new()));
         let sink = received.clone();
         let task = tokio::spawn(async move {
@@ -632,7 +640,11 @@ async fn a_stolen_screen_cannot_speak_for_another_in_the_operators_tools() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_screen_cannot_take_over_another_screens_session() {
     let world = World::start();
-    let lobby2 = Client::connect(&world.device("lobby-2")).await.unwrap();
+    // lobby-2, under its client id as the player connects.
+    let device = world.device("lobby-2");
+    let lobby2 = Client::connect_as(&device, device.options_as("lobby-2").unwrap())
+        .await
+        .unwrap();
     let own = world.topic("device/lobby-2/assignment");
     lobby2.subscribe(&own).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
