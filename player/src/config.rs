@@ -247,12 +247,10 @@ impl Config {
         }
         for broker in &config.brokers {
             let addr = parse_broker(broker).map_err(|m| invalid("brokers", m))?;
-            if addr.tls && config.mqtt.ca_file.is_none() {
-                return Err(invalid(
-                    "mqtt.ca_file",
-                    format!("{broker} is mqtts://: name the CA that its certificate chains to"),
-                ));
-            }
+            config
+                .mqtt
+                .check_for(&addr)
+                .map_err(|(key, message)| invalid(key, message))?;
         }
         config
             .mqtt
@@ -381,6 +379,25 @@ video_sink = "fake"
             err.contains("allow_plaintext_live") && err.contains("line 9"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn credentials_over_plain_mqtt_are_refused_naming_the_key() {
+        let password = "[mqtt]\nusername = \"lobby-1\"\npassword_file = \"mqtt.password\"\n";
+        let err = parse(&format!("{GOOD}{password}")).unwrap_err().to_string();
+        assert!(
+            err.contains("key `mqtt.username`") && err.contains("in clear"),
+            "{err}"
+        );
+        let certificate =
+            "[mqtt]\nca_file = \"ca.pem\"\ncert_file = \"d.pem\"\nkey_file = \"d.key\"\n";
+        let err = parse(&format!("{GOOD}{certificate}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `mqtt.cert_file`"), "{err}");
+        // Over mqtts:// they are what TLS is for.
+        let tls = GOOD.replace("\"mqtt://", "\"mqtts://");
+        parse(&format!("{tls}{certificate}")).unwrap();
     }
 
     #[test]

@@ -141,6 +141,14 @@ impl From<String> for ShortText {
     }
 }
 
+impl std::ops::Deref for ShortText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::fmt::Display for ShortText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

@@ -3,11 +3,15 @@
 //! certificate for mutual TLS, or a username and password (DESIGN.md §8).
 //!
 //! One rustls provider only: ring. Secrets are read from files here and
-//! never logged; errors name the file, not its content.
+//! never logged; errors name the file, not its content. Credentials go to
+//! `mqtts://` brokers only: over plain `mqtt://` a password would cross
+//! the network in clear and a client certificate is never shown, so either
+//! is refused as a configuration error rather than used or ignored.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use phare_protocol::broker::BrokerAddr;
 use rustls::ClientConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -44,6 +48,8 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("{path} is readable by other users (mode {mode:o}); chmod 600 it")]
     TooOpen { path: PathBuf, mode: u32 },
+    #[error("{key}: {why}")]
+    Config { key: &'static str, why: String },
 }
 
 impl MqttAuth {
@@ -71,6 +77,38 @@ impl MqttAuth {
         }
         if self.password_file.is_some() && self.username.is_none() {
             return Err(("mqtt.username", "a password_file needs a username".into()));
+        }
+        Ok(())
+    }
+
+    /// What `broker`'s scheme requires of these credentials, as (key,
+    /// why): an `mqtts://` broker a CA to verify it against; a plain
+    /// `mqtt://` one no password (it would travel in clear) and no client
+    /// certificate (it would never be shown).
+    pub fn check_for(&self, broker: &BrokerAddr) -> Result<(), (&'static str, String)> {
+        if broker.tls {
+            if self.ca_file.is_none() {
+                return Err((
+                    "mqtt.ca_file",
+                    format!("{broker} is mqtts://: name the CA that its certificate chains to"),
+                ));
+            }
+        } else if self.username.is_some() || self.password_file.is_some() {
+            return Err((
+                "mqtt.username",
+                format!(
+                    "{broker} is plain mqtt://: the username and password would cross the \
+                     network in clear (phare: --username, --password-file); use mqtts://"
+                ),
+            ));
+        } else if self.cert_file.is_some() {
+            return Err((
+                "mqtt.cert_file",
+                format!(
+                    "{broker} is plain mqtt://, where no client certificate is ever shown \
+                     (phare: --cert); use mqtts://"
+                ),
+            ));
         }
         Ok(())
     }
@@ -170,12 +208,16 @@ fn check_private(path: &Path) -> Result<(), TlsError> {
     Ok(())
 }
 
-/// rumqttc options for `broker`, with TLS and credentials from `auth`.
+/// rumqttc options for `broker`, with TLS and credentials from `auth`;
+/// credentials the broker's scheme cannot carry are refused
+/// ([`MqttAuth::check_for`]).
 pub fn mqtt_options(
     client_id: &str,
-    broker: &phare_protocol::broker::BrokerAddr,
+    broker: &BrokerAddr,
     auth: &MqttAuth,
 ) -> Result<rumqttc::MqttOptions, TlsError> {
+    auth.check_for(broker)
+        .map_err(|(key, why)| TlsError::Config { key, why })?;
     let mut options = rumqttc::MqttOptions::new(client_id, &broker.host, broker.port);
     if broker.tls {
         let config = auth.client_config()?;
@@ -236,6 +278,45 @@ mod tests {
         );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(auth.password().unwrap().as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn credentials_are_refused_over_plain_mqtt_and_named() {
+        let plain = phare_protocol::broker::parse_broker("mqtt://10.0.0.2").unwrap();
+        let tls = phare_protocol::broker::parse_broker("mqtts://10.0.0.2").unwrap();
+        let password = MqttAuth {
+            username: Some("lobby-1".into()),
+            password_file: Some("mqtt.password".into()),
+            ..MqttAuth::default()
+        };
+        let certificate = MqttAuth {
+            ca_file: Some("ca.pem".into()),
+            cert_file: Some("device.pem".into()),
+            key_file: Some("device.key".into()),
+            ..MqttAuth::default()
+        };
+        for (auth, key) in [
+            (&password, "mqtt.username"),
+            (&certificate, "mqtt.cert_file"),
+        ] {
+            let (named, why) = auth.check_for(&plain).unwrap_err();
+            assert_eq!(named, key);
+            assert!(why.contains("mqtt://10.0.0.2:1883"), "{why}");
+            // Refused before any file is read or option built.
+            let err = mqtt_options("lobby-1", &plain, auth)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(key), "{err}");
+        }
+        certificate.check_for(&tls).unwrap();
+        assert_eq!(password.check_for(&tls).unwrap_err().0, "mqtt.ca_file");
+        // A CA alone is no credential: harmless over plain MQTT.
+        let ca_only = MqttAuth {
+            ca_file: Some("ca.pem".into()),
+            ..MqttAuth::default()
+        };
+        ca_only.check_for(&plain).unwrap();
+        assert!(mqtt_options("lobby-1", &plain, &ca_only).is_ok());
     }
 
     #[test]

@@ -82,6 +82,15 @@ impl Topics {
     pub fn response(&self, device: &str) -> String {
         format!("{}device/{device}/response", self.prefix)
     }
+
+    /// The device and leaf of `<prefix>device/<id>/<leaf>`, e.g.
+    /// `("lobby-1", "status")`. Behind the broker's ACL the topic, unlike
+    /// a payload, names who published.
+    pub fn device_leaf<'t>(&self, topic: &'t str) -> Option<(&'t str, &'t str)> {
+        let rest = topic.strip_prefix(&self.prefix)?.strip_prefix("device/")?;
+        let (device, leaf) = rest.split_once('/')?;
+        (is_topic_level(device) && is_topic_level(leaf)).then_some((device, leaf))
+    }
 }
 
 /// Whether a name can be one MQTT topic level: no wildcards, no separators.
@@ -105,6 +114,21 @@ mod tests {
         );
         assert_eq!(t.status("lobby-1"), "phare/acme/device/lobby-1/status");
         assert_eq!(Topics::new("x/y").alert(), "x/y/alert");
+    }
+
+    #[test]
+    fn a_device_topic_names_its_device_and_leaf() {
+        let t = Topics::for_fleet("acme");
+        assert_eq!(t.device_leaf(&t.pop("lobby-1")), Some(("lobby-1", "pop")));
+        for other in [
+            "phare/rival/device/lobby-1/pop",
+            "phare/acme/device/lobby-1",
+            "phare/acme/device//pop",
+            "phare/acme/device/lobby-1/pop/extra",
+            "phare/acme/group/lobby/assignment",
+        ] {
+            assert_eq!(t.device_leaf(other), None, "{other}");
+        }
     }
 
     #[test]

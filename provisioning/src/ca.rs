@@ -10,22 +10,31 @@
 //! keys/tls/ca.key         its private key (0600; never leaves the keyring)
 //! keys/tls/operator.pem   the operator's client certificate (CN phare-operator)
 //! keys/tls/operator.key
+//! keys/tls/collector.pem  `phare pop collect`'s (CN phare-collector)
+//! keys/tls/collector.key
+//! keys/tls/issued.json    every certificate issued, and which are revoked
+//! keys/tls/crl.pem        the last revocation list signed
 //! ```
 //!
 //! Keys are ECDSA P-256 (ring: the one crypto provider of the workspace).
-//! There is no revocation list: a reissued certificate does not invalidate
-//! the old one, so a lost device is cut off by renaming it (its CN then has
-//! no ACL entries) or by a new CA.
+//! Serial numbers are random, and recorded before a certificate leaves the
+//! keyring, so that any certificate can be revoked: `phare device revoke`
+//! lists a lost screen's certificates in the CRL the broker checks
+//! ([`crate::revocation`]). A reissued certificate does not revoke the old
+//! one by itself (the screen uses it until its bundle is replaced).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use jiff::{SignedDuration, Timestamp};
 use jiff::{ToSpan, tz::TimeZone};
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, date_time_ymd,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, RevokedCertParams,
+    SerialNumber, date_time_ymd,
 };
+use ring::rand::{SecureRandom, SystemRandom};
 use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::ServerCertVerifier;
@@ -34,13 +43,48 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 
 use crate::files::{Access, create_private_dir, write_atomic};
+use crate::revocation::{IssuedRecord, Ledger, Usage};
 
 /// The certificate name (and so the broker user) of the operator tool.
 pub const OPERATOR_NAME: &str = "phare-operator";
+/// The certificate name of `phare pop collect`.
+pub const COLLECTOR_NAME: &str = "phare-collector";
+
+/// The operator tool's identities on the broker. The broker names every
+/// connection after its certificate (`use_username_as_clientid`), so two
+/// connections under one identity take each other's place: the collector,
+/// which stays connected, has an identity of its own, which also lets it
+/// read proof of play and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    /// Every command: publishing, watching, commanding.
+    Operator,
+    /// `phare pop collect`.
+    Collector,
+}
+
+impl Tool {
+    pub const ALL: [Tool; 2] = [Tool::Operator, Tool::Collector];
+
+    /// Its certificate's common name: its broker username and client id.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Operator => OPERATOR_NAME,
+            Tool::Collector => COLLECTOR_NAME,
+        }
+    }
+
+    fn file_stem(self) -> &'static str {
+        match self {
+            Tool::Operator => "operator",
+            Tool::Collector => "collector",
+        }
+    }
+}
 
 const CA_YEARS: i16 = 10;
 /// Leaves are re-enrolled on a visit to the screen, so they last a while,
-/// but not forever: there is no revocation.
+/// but not forever.
 const LEAF_YEARS: i16 = 3;
 
 /// Where the TLS material of a keyring lives.
@@ -65,11 +109,29 @@ impl TlsPaths {
     }
 
     pub fn operator_cert(&self) -> PathBuf {
-        self.dir.join("operator.pem")
+        self.tool_cert(Tool::Operator)
     }
 
     pub fn operator_key(&self) -> PathBuf {
-        self.dir.join("operator.key")
+        self.tool_key(Tool::Operator)
+    }
+
+    pub fn tool_cert(&self, tool: Tool) -> PathBuf {
+        self.dir.join(format!("{}.pem", tool.file_stem()))
+    }
+
+    pub fn tool_key(&self, tool: Tool) -> PathBuf {
+        self.dir.join(format!("{}.key", tool.file_stem()))
+    }
+
+    /// The record of every certificate issued ([`Ledger`]).
+    pub fn ledger(&self) -> PathBuf {
+        self.dir.join("issued.json")
+    }
+
+    /// The last revocation list signed.
+    pub fn crl(&self) -> PathBuf {
+        self.dir.join("crl.pem")
     }
 }
 
@@ -90,8 +152,9 @@ impl Issued {
     }
 }
 
-/// The fleet CA, able to issue certificates.
+/// The fleet CA, able to issue and revoke certificates.
 pub struct FleetCa {
+    paths: TlsPaths,
     pem: String,
     der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
@@ -119,6 +182,7 @@ impl FleetCa {
         write_atomic(&paths.ca_cert(), cert.pem().as_bytes(), Access::Public)?;
         Ok((
             FleetCa {
+                paths,
                 pem: cert.pem(),
                 der: cert.der().clone(),
                 issuer: Issuer::new(params, key),
@@ -146,6 +210,7 @@ impl FleetCa {
         // with: its subject must match ca.pem's byte for byte, which every
         // issue checks by verifying the new certificate against ca.pem.
         Ok(FleetCa {
+            paths,
             pem,
             der,
             issuer: Issuer::new(ca_params(fleet), key),
@@ -161,7 +226,7 @@ impl FleetCa {
     pub fn issue_client(&self, name: &str) -> anyhow::Result<Issued> {
         let mut params = leaf_params(name, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth)?;
         params.distinguished_name.push(DnType::CommonName, name);
-        let issued = self.issue(params)?;
+        let issued = self.issue(params, name, Usage::Client)?;
         self.verify_client(&issued.cert_pem)
             .context("the new certificate does not verify against ca.pem")?;
         Ok(issued)
@@ -172,7 +237,7 @@ impl FleetCa {
     pub fn issue_server(&self, hosts: &[String]) -> anyhow::Result<Issued> {
         let first = hosts.first().context("name at least one host")?;
         let params = leaf_params(first, hosts.to_vec(), ExtendedKeyUsagePurpose::ServerAuth)?;
-        let issued = self.issue(params)?;
+        let issued = self.issue(params, first, Usage::Server)?;
         for host in hosts {
             self.verify_server(&issued.cert_pem, host)
                 .context("the new certificate does not verify against ca.pem")?;
@@ -180,14 +245,97 @@ impl FleetCa {
         Ok(issued)
     }
 
-    fn issue(&self, params: CertificateParams) -> anyhow::Result<Issued> {
+    /// Signs a certificate under a fresh random serial number, recorded
+    /// in the ledger before the certificate is returned.
+    fn issue(
+        &self,
+        mut params: CertificateParams,
+        name: &str,
+        usage: Usage,
+    ) -> anyhow::Result<Issued> {
+        let mut serial = [0u8; 16];
+        SystemRandom::new()
+            .fill(&mut serial)
+            .map_err(|_| anyhow::anyhow!("no randomness"))?;
+        // Positive, and 16 bytes long as encoded.
+        serial[0] = (serial[0] & 0x7f) | 0x40;
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
+        let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, cert.der()));
+        let mut ledger = Ledger::load(&self.paths.ledger())?;
+        ledger.certificates.push(IssuedRecord {
+            serial: hex::encode(serial),
+            name: name.to_string(),
+            usage,
+            sha256: sha256.clone(),
+            issued_at: Timestamp::now(),
+            revoked_at: None,
+        });
+        ledger.save(&self.paths.ledger())?;
         Ok(Issued {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
-            sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, cert.der())),
+            sha256,
         })
+    }
+
+    /// Revokes every client certificate issued to `name`; returns their
+    /// serial numbers. The next [`FleetCa::crl`] lists them.
+    pub fn revoke_client(&self, name: &str) -> anyhow::Result<Vec<String>> {
+        let mut ledger = Ledger::load(&self.paths.ledger())?;
+        let known = ledger
+            .certificates
+            .iter()
+            .any(|c| c.name == name && c.usage == Usage::Client);
+        anyhow::ensure!(
+            known,
+            "no certificate issued to {name:?} is on record in {} (certificates issued \
+             before phare kept that record cannot be listed: a new fleet CA cuts them off)",
+            self.paths.ledger().display()
+        );
+        let serials = ledger.revoke(name, Timestamp::now());
+        ledger.save(&self.paths.ledger())?;
+        Ok(serials)
+    }
+
+    /// A new revocation list of every certificate revoked, signed by the
+    /// CA, PEM; also kept as the keyring's `tls/crl.pem`.
+    pub fn crl(&self) -> anyhow::Result<String> {
+        let mut ledger = Ledger::load(&self.paths.ledger())?;
+        let lifetime = SignedDuration::from_hours(24 * 366 * i64::from(CA_YEARS));
+        let dates = ledger.next_crl(Timestamp::now(), lifetime);
+        // rcgen takes the `time` crate's dates: built from the Unix epoch.
+        let at = |t: Timestamp| {
+            date_time_ymd(1970, 1, 1)
+                + std::time::Duration::from_secs(t.as_second().try_into().unwrap_or(0))
+        };
+        let revoked = ledger
+            .revoked()
+            .map(|c| {
+                Ok(RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(
+                        &hex::decode(&c.serial).context("a serial number in the ledger")?,
+                    ),
+                    revocation_time: at(c.revoked_at.unwrap_or(dates.this_update)),
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let params = CertificateRevocationListParams {
+            this_update: at(dates.this_update),
+            next_update: at(dates.next_update),
+            crl_number: SerialNumber::from(dates.number),
+            issuing_distribution_point: None,
+            revoked_certs: revoked,
+            // As the CA's own key identifier was made.
+            key_identifier_method: CertificateParams::default().key_identifier_method,
+        };
+        let pem = params.signed_by(&self.issuer)?.pem()?;
+        ledger.save(&self.paths.ledger())?;
+        write_atomic(&self.paths.crl(), pem.as_bytes(), Access::Public)?;
+        Ok(pem)
     }
 
     /// Checks that `cert_pem` chains to this CA, is valid now and may be
@@ -216,16 +364,18 @@ impl FleetCa {
         Ok(Arc::new(roots))
     }
 
-    /// Writes the operator's client certificate unless there is one.
-    /// Returns whether it was written.
-    pub fn ensure_operator_cert(&self, keyring: &Path) -> anyhow::Result<bool> {
-        let paths = TlsPaths::new(keyring);
-        if paths.operator_cert().exists() && paths.operator_key().exists() {
-            return Ok(false);
+    /// Writes the operator tool's client certificates that are missing.
+    /// Returns those written.
+    pub fn ensure_tool_certs(&self) -> anyhow::Result<Vec<Tool>> {
+        let mut written = Vec::new();
+        for tool in Tool::ALL {
+            let (cert, key) = (self.paths.tool_cert(tool), self.paths.tool_key(tool));
+            if !(cert.exists() && key.exists()) {
+                self.issue_client(tool.name())?.write(&cert, &key)?;
+                written.push(tool);
+            }
         }
-        self.issue_client(OPERATOR_NAME)?
-            .write(&paths.operator_cert(), &paths.operator_key())?;
-        Ok(true)
+        Ok(written)
     }
 }
 
@@ -289,4 +439,72 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 fn leaf(cert_pem: &str) -> anyhow::Result<CertificateDer<'static>> {
     CertificateDer::from_pem_slice(cert_pem.as_bytes()).context("not a PEM certificate")
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::CertificateRevocationListDer;
+
+    use super::*;
+
+    /// Verifies `cert_pem` as a broker checking `crl_pem` would.
+    fn check_with_crl(ca: &FleetCa, crl_pem: &str, cert_pem: &str) -> Result<(), rustls::Error> {
+        let crl = CertificateRevocationListDer::from_pem_slice(crl_pem.as_bytes()).unwrap();
+        let verifier = WebPkiClientVerifier::builder_with_provider(ca.roots().unwrap(), provider())
+            .with_crls([crl])
+            .build()
+            .unwrap();
+        verifier
+            .verify_client_cert(&leaf(cert_pem).unwrap(), &[], UnixTime::now())
+            .map(|_| ())
+    }
+
+    #[test]
+    fn a_revoked_device_fails_verification_against_the_signed_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, created) = FleetCa::open_or_create(dir.path(), "acme").unwrap();
+        assert!(created);
+        let lobby1 = ca.issue_client("lobby-1").unwrap();
+        let lobby2 = ca.issue_client("lobby-2").unwrap();
+        // Reopened, as `phare device revoke` does: the record is on disk.
+        let ca = FleetCa::open(dir.path(), "acme").unwrap();
+        let empty = ca.crl().unwrap();
+        check_with_crl(&ca, &empty, &lobby1.cert_pem).unwrap();
+
+        let serials = ca.revoke_client("lobby-1").unwrap();
+        assert_eq!(serials.len(), 1);
+        let ledger = Ledger::load(&TlsPaths::new(dir.path()).ledger()).unwrap();
+        let record = ledger
+            .certificates
+            .iter()
+            .find(|c| c.serial == serials[0])
+            .unwrap();
+        assert_eq!(record.sha256, lobby1.sha256);
+        let crl = ca.crl().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(TlsPaths::new(dir.path()).crl()).unwrap(),
+            crl
+        );
+        let err = check_with_crl(&ca, &crl, &lobby1.cert_pem).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)
+            ),
+            "{err:?}"
+        );
+        check_with_crl(&ca, &crl, &lobby2.cert_pem).unwrap();
+        // A name never issued to is refused, not silently listed.
+        assert!(ca.revoke_client("lobby-9").is_err());
+        // Serial numbers differ from one certificate to the next.
+        assert_eq!(
+            ledger
+                .certificates
+                .iter()
+                .map(|c| &c.serial)
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            2
+        );
+    }
 }

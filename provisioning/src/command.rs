@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::connect::{Endpoint, disconnect};
 use crate::files::{Access, write_atomic};
 use crate::keys::Keyring;
+use crate::terminal::{MAX_SHOWN, printable};
 
 /// How long a command stays valid: long enough to cross a slow broker,
 /// short enough that a captured one is soon useless.
@@ -133,7 +134,10 @@ fn check_online(device: &str, status: Option<&Value>) -> anyhow::Result<()> {
         ),
         Some(status) if status["online"] != true => bail!(
             "{device} is offline (last seen {})",
-            status["at"].as_str().unwrap_or("at an unknown time")
+            printable(
+                status["at"].as_str().unwrap_or("at an unknown time"),
+                MAX_SHOWN
+            )
         ),
         Some(_) => Ok(()),
     }
@@ -144,7 +148,10 @@ fn no_answer(device: &str, timeout: Duration, status: Option<&Value>) -> String 
     if let Some(status) = status.filter(|s| s["online"] != true) {
         message.push_str(&format!(
             " (it went offline at {})",
-            status["at"].as_str().unwrap_or("an unknown time")
+            printable(
+                status["at"].as_str().unwrap_or("an unknown time"),
+                MAX_SHOWN
+            )
         ));
     }
     message

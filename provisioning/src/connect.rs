@@ -16,7 +16,7 @@ use rumqttc::{
     Packet,
 };
 
-use crate::ca::TlsPaths;
+use crate::ca::{TlsPaths, Tool};
 
 /// Room for the largest envelope (1 MiB) with its topic and headers.
 const MAX_PACKET: usize = 2 * 1024 * 1024;
@@ -73,6 +73,12 @@ impl Endpoint {
     /// `url` with the credentials the flags give, else (for `mqtts://`)
     /// the keyring's: its CA and the operator's certificate, when present.
     pub fn new(url: &str, flags: &MqttAuth, keyring: &Path) -> Endpoint {
+        Endpoint::for_tool(url, flags, keyring, Tool::Operator)
+    }
+
+    /// Like [`Endpoint::new`], with `tool`'s certificate (the operator's
+    /// if the keyring has none for it, as keyrings set up before it had).
+    pub fn for_tool(url: &str, flags: &MqttAuth, keyring: &Path, tool: Tool) -> Endpoint {
         let mut auth = flags.clone();
         let tls = parse_broker(url).is_ok_and(|a| a.tls);
         let none_given =
@@ -80,9 +86,13 @@ impl Endpoint {
         if tls && none_given {
             let paths = TlsPaths::new(keyring);
             auth.ca_file = Some(paths.ca_cert()).filter(|p| p.exists());
-            if paths.operator_cert().exists() && paths.operator_key().exists() {
-                auth.cert_file = Some(paths.operator_cert());
-                auth.key_file = Some(paths.operator_key());
+            let held = [tool, Tool::Operator]
+                .into_iter()
+                .map(|t| (paths.tool_cert(t), paths.tool_key(t)))
+                .find(|(cert, key)| cert.exists() && key.exists());
+            if let Some((cert, key)) = held {
+                auth.cert_file = Some(cert);
+                auth.key_file = Some(key);
             }
         }
         Endpoint {
@@ -280,6 +290,24 @@ mod tests {
         assert_eq!(
             Endpoint::new("mqtt://broker", &none, keyring.path()).auth,
             none
+        );
+        // The collector's own certificate once there is one.
+        let collector = |keyring: &Path| {
+            Endpoint::for_tool("mqtts://broker", &none, keyring, Tool::Collector).auth
+        };
+        assert_eq!(
+            collector(keyring.path()).cert_file,
+            Some(paths.operator_cert())
+        );
+        for file in [
+            paths.tool_cert(Tool::Collector),
+            paths.tool_key(Tool::Collector),
+        ] {
+            std::fs::write(file, "x").unwrap();
+        }
+        assert_eq!(
+            collector(keyring.path()).key_file,
+            Some(paths.tool_key(Tool::Collector))
         );
     }
 

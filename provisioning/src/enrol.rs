@@ -1,4 +1,5 @@
-//! `phare device add`: a device's identity and its boot-partition bundle.
+//! `phare device add`: a device's identity and its boot-partition bundle;
+//! `phare device revoke`: its certificates listed as revoked.
 //!
 //! The bundle is one directory, copied to a Raspberry Pi's boot partition
 //! as `phare/`: everything the player needs, with paths relative to its
@@ -148,6 +149,28 @@ pub fn add_device(
         cert_sha256: issued.sha256,
         ca_created,
     })
+}
+
+/// What `revoke_device` did.
+#[derive(Debug)]
+pub struct Revoked {
+    /// Serial numbers (hex) of the certificates newly revoked; empty if
+    /// they all were already.
+    pub serials: Vec<String>,
+    /// The new revocation list, among the broker's files.
+    pub crl: PathBuf,
+}
+
+/// Revokes every certificate issued to device `name` and writes a new
+/// revocation list into `broker_out` (the broker files of `phare broker
+/// config`), to be installed on the broker.
+pub fn revoke_device(keyring_dir: &Path, name: &str, broker_out: &Path) -> anyhow::Result<Revoked> {
+    let keyring = Keyring::open(keyring_dir)?;
+    check_device_name(name)?;
+    let ca = FleetCa::open(keyring_dir, &keyring.root().fleet)?;
+    let serials = ca.revoke_client(name)?;
+    let crl = crate::mosquitto::write_crl(&ca, broker_out)?;
+    Ok(Revoked { serials, crl })
 }
 
 fn write_bundle(

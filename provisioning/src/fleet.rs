@@ -1,6 +1,12 @@
 //! `phare fleet status`: which screens are online, what they play, and
 //! which are not ready yet (content still downloading, or refused for lack
 //! of space), read from the devices' retained status (DESIGN.md §7).
+//!
+//! A status counts for the device its topic names: the broker's ACL lets
+//! a screen publish its own status only, but the payload says what its
+//! sender likes. One whose `device` field names another screen (a stolen
+//! screen showing a missing one online) is refused and counted; and what
+//! the statuses say is made safe for the terminal before it is printed.
 
 use std::time::Duration;
 
@@ -9,6 +15,36 @@ use rumqttc::{Event, Packet, QoS, SubscribeReasonCode};
 use serde_json::Value;
 
 use crate::connect::{Endpoint, disconnect};
+use crate::terminal::{MAX_SHOWN, printable};
+
+/// The statuses collected, and how many were refused.
+#[derive(Debug, Default)]
+pub struct Statuses {
+    /// One per device, by device id.
+    pub statuses: Vec<Value>,
+    /// Why each refused status was refused, printable.
+    pub refused: Vec<String>,
+}
+
+/// The status a retained message on `topic` carries, if it is one and
+/// speaks for the device its topic names.
+pub fn status_from(topics: &Topics, topic: &str, payload: &[u8]) -> Result<Value, String> {
+    let shown = || printable(topic, MAX_SHOWN);
+    let Some((device, "status")) = topics.device_leaf(topic) else {
+        return Err(format!("{} is no device's status topic", shown()));
+    };
+    let status: Value =
+        serde_json::from_slice(payload).map_err(|e| format!("{}: not JSON: {e}", shown()))?;
+    match status["device"].as_str() {
+        Some(claimed) if claimed == device => Ok(status),
+        Some(claimed) => Err(format!(
+            "{}: claims to be {}'s status",
+            shown(),
+            printable(claimed, MAX_SHOWN)
+        )),
+        None => Err(format!("{}: names no device", shown())),
+    }
+}
 
 /// Collects the retained status of every device under `topics`: the
 /// broker sends them right after the subscription; collection ends once
@@ -17,13 +53,13 @@ pub async fn collect(
     broker: impl Into<Endpoint>,
     topics: &Topics,
     quiet: Duration,
-) -> anyhow::Result<Vec<Value>> {
+) -> anyhow::Result<Statuses> {
     let broker: Endpoint = broker.into();
     let url = &broker.url;
     let (client, mut eventloop) = broker.connect(broker.options("fleet")?).await?;
     let filter = topics.status("+");
     client.subscribe(&filter, QoS::AtLeastOnce).await?;
-    let mut statuses = Vec::new();
+    let mut collected = Statuses::default();
     let mut subscribed = false;
     loop {
         let wait = if subscribed {
@@ -47,22 +83,33 @@ pub async fn collect(
                 subscribed = true;
             }
             Event::Incoming(Packet::Publish(p)) if p.retain => {
-                if let Ok(status) = serde_json::from_slice::<Value>(&p.payload) {
-                    statuses.push(status);
+                match status_from(topics, &p.topic, &p.payload) {
+                    Ok(status) => collected.statuses.push(status),
+                    Err(why) => {
+                        tracing::warn!("status refused: {why}");
+                        collected.refused.push(why);
+                    }
                 }
             }
             _ => {}
         }
     }
     disconnect(&client, &mut eventloop).await;
-    statuses.sort_by(|a, b| a["device"].as_str().cmp(&b["device"].as_str()));
-    Ok(statuses)
+    collected
+        .statuses
+        .sort_by(|a, b| a["device"].as_str().cmp(&b["device"].as_str()));
+    Ok(collected)
 }
 
 const COLUMNS: usize = 7;
 
-/// One line per device, in the table's columns.
+/// One line per device, in the table's columns, each printable.
 pub fn row(status: &Value) -> [String; COLUMNS] {
+    let cells = raw_row(status);
+    cells.map(|cell| printable(&cell, MAX_SHOWN))
+}
+
+fn raw_row(status: &Value) -> [String; COLUMNS] {
     let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
     let assignment = &status["assignment"];
     let version = match assignment["version"].as_u64() {
@@ -159,6 +206,45 @@ fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_counts_for_the_device_its_topic_names() {
+        let topics = Topics::for_fleet("acme");
+        let status = |device: &str| {
+            serde_json::to_vec(&serde_json::json!({"device": device, "online": true})).unwrap()
+        };
+        let own = topics.status("lobby-1");
+        assert_eq!(
+            status_from(&topics, &own, &status("lobby-1")).unwrap()["device"],
+            "lobby-1"
+        );
+        let forged = status_from(&topics, &own, &status("lobby-2")).unwrap_err();
+        assert!(forged.contains("claims to be lobby-2's status"), "{forged}");
+        for (topic, payload) in [
+            (own.as_str(), b"{}".to_vec()),
+            (own.as_str(), b"nonsense".to_vec()),
+            ("phare/acme/device/lobby-1/events", status("lobby-1")),
+            ("phare/rival/device/lobby-1/status", status("lobby-1")),
+        ] {
+            assert!(status_from(&topics, topic, &payload).is_err(), "{topic}");
+        }
+        let hostile = status_from(&topics, &own, &status("\u{1b}[2J")).unwrap_err();
+        assert!(!hostile.contains('\u{1b}'), "{hostile:?}");
+    }
+
+    #[test]
+    fn what_a_status_says_is_shown_harmless() {
+        let status = serde_json::json!({"device": "lobby-1", "online": true,
+            "broker": "mqtts://b\u{1b}]0;owned\u{7}", "assignment": null,
+            "playing": {"playlist": "x".repeat(10_000), "item": 0},
+            "errors": [{"reason": "\u{1b}[31mfake\r"}]});
+        let cells = row(&status);
+        for cell in &cells {
+            assert!(!cell.chars().any(char::is_control), "{cell:?}");
+            assert!(cell.chars().count() <= MAX_SHOWN, "{} chars", cell.len());
+        }
+        assert_eq!(cells[2], "mqtts://b\u{FFFD}]0;owned\u{FFFD}");
+    }
 
     #[test]
     fn a_pending_screen_shows_what_it_lacks_and_why() {

@@ -19,3 +19,5 @@ pub mod origin;
 pub mod pop;
 pub mod publish;
 pub mod registry;
+pub mod revocation;
+pub mod terminal;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use phare_protocol::envelope::payload_type;
 use phare_protocol::{Envelope, RoleName};
+use phare_provisioning::ca::Tool;
 use phare_provisioning::{asset, demo, fleet, keys, pop, publish};
 
 use cli::broker::BrokerCommand;
@@ -176,6 +177,13 @@ enum AlertCommand {
 enum PopCommand {
     /// Subscribe durably and store every proof-of-play record in SQLite,
     /// each exactly once, until Ctrl-C.
+    ///
+    /// Records count for the screen their topic names; a batch that claims
+    /// to come from another screen is refused and counted. Over mqtts://
+    /// it connects with the keyring's collector certificate
+    /// (tls/collector.pem, from `phare broker config`): the broker gives
+    /// each certificate one connection, so the operator's commands do not
+    /// knock the collector off.
     Collect {
         #[command(flatten)]
         to: FleetBroker,
@@ -566,8 +574,12 @@ fn main() -> anyhow::Result<()> {
                 "collecting proof of play of fleet {fleet:?} into {}",
                 db.display()
             );
-            pop::collect(&to.endpoint(), &fleet, &db, stop, |topic, new| {
-                println!("{topic}: {new} new records")
+            let collector = to.endpoint(Tool::Collector);
+            pop::collect(&collector, &fleet, &db, stop, |arrival| match arrival {
+                pop::Arrival::Stored { device, new } => println!("{device}: {new} new records"),
+                pop::Arrival::Refused { why, refused } => {
+                    eprintln!("refused a batch ({refused} so far): {why}")
+                }
             })
             .await
         })?,
@@ -596,11 +608,22 @@ fn main() -> anyhow::Result<()> {
                 None => phare_protocol::topics::Topics::for_fleet(&to.fleet_name()?),
             };
             let quiet = Duration::from_millis(quiet_ms);
-            let statuses = runtime.block_on(fleet::collect(&to.endpoint(), &topics, quiet))?;
+            let collected =
+                runtime.block_on(fleet::collect(&to.endpoint(Tool::Operator), &topics, quiet))?;
+            // JSON output escapes every control character itself.
             if json {
-                println!("{}", serde_json::to_string_pretty(&statuses)?);
+                println!("{}", serde_json::to_string_pretty(&collected.statuses)?);
             } else {
-                print!("{}", fleet::table(&statuses));
+                print!("{}", fleet::table(&collected.statuses));
+            }
+            if !collected.refused.is_empty() {
+                eprintln!(
+                    "ignored {} status(es) that spoke for another screen or were malformed:",
+                    collected.refused.len()
+                );
+                for why in &collected.refused {
+                    eprintln!("  {why}");
+                }
             }
         }
         Command::Device(command) => runtime.block_on(cli::device::run(command))?,

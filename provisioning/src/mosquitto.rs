@@ -3,8 +3,24 @@
 //! Mutual TLS with the fleet CA, the certificate's common name as the
 //! username, and an ACL that gives each device exactly its own topics
 //! (DESIGN.md §4): a stolen screen reads its own assignments and nothing
-//! else, and cannot speak for another screen. Mosquitto's ACL rules that
-//! shape the file:
+//! else, and cannot speak for another screen. Two more things cut a stolen
+//! screen off from the others:
+//!
+//! - The certificate revocation list (`crlfile`), which `phare device
+//!   revoke` rewrites: Mosquitto refuses a listed certificate in the TLS
+//!   handshake. It rereads the list on SIGHUP (2.0.11: the listener's
+//!   certificates are reloaded, the list with them), but keeps connections
+//!   already open: a restart drops the revoked screen's.
+//! - `use_username_as_clientid`: the client id a connection gives is
+//!   replaced by its username, the certificate's name. Without it any
+//!   certificate could connect under another screen's client id and take
+//!   its session over, knocking it off. Mosquitto 2.0 has no option that
+//!   *refuses* a client id other than the name; this one makes the two the
+//!   same, so a screen can only ever take its own place. The price: one
+//!   connection per certificate, which is why `phare pop collect` has its
+//!   own ([`Tool`]).
+//!
+//! Mosquitto's ACL rules that shape the file:
 //!
 //! - `pattern` lines apply to every user, wherever they appear; `%u` is
 //!   the username (here the certificate's CN).
@@ -22,7 +38,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use phare_protocol::topics::Topics;
 
-use crate::ca::{FleetCa, OPERATOR_NAME};
+use crate::ca::{FleetCa, OPERATOR_NAME, Tool};
 use crate::files::{Access, create_private_dir, write_atomic};
 use crate::keys::Keyring;
 use crate::registry::{Registry, check_name};
@@ -37,6 +53,7 @@ pub const ACL_FILE: &str = "acl";
 pub const CA_FILE: &str = "ca.pem";
 pub const CERT_FILE: &str = "server.pem";
 pub const KEY_FILE: &str = "server.key";
+pub const CRL_FILE: &str = "crl.pem";
 
 /// How the broker is reached and where its files will live.
 #[derive(Debug, Clone)]
@@ -58,14 +75,15 @@ pub struct BrokerWritten {
     /// The server certificate was (re)issued; otherwise the one in the
     /// output directory still covered every host.
     pub server_issued: bool,
-    /// The operator's client certificate was created in the keyring.
-    pub operator_issued: bool,
+    /// The operator tool's client certificates created in the keyring.
+    pub tools_issued: Vec<Tool>,
     /// Devices with ACL entries of their own (their groups).
     pub devices: usize,
 }
 
-/// Writes `mosquitto.conf`, `acl`, `ca.pem`, `server.pem` and `server.key`
-/// into `out`, and the operator's certificate into the keyring if missing.
+/// Writes `mosquitto.conf`, `acl`, `ca.pem`, `crl.pem`, `server.pem` and
+/// `server.key` into `out`, and the operator tool's certificates into the
+/// keyring if missing.
 pub fn write_config(
     keyring_dir: &Path,
     setup: &BrokerSetup,
@@ -91,7 +109,8 @@ pub fn write_config(
     if server_issued {
         ca.issue_server(&setup.hosts)?.write(&cert, &key)?;
     }
-    let operator_issued = ca.ensure_operator_cert(keyring_dir)?;
+    let tools_issued = ca.ensure_tool_certs()?;
+    write_crl(&ca, out)?;
 
     let topics = Topics::for_fleet(fleet);
     write_atomic(&out.join(CA_FILE), ca.pem().as_bytes(), Access::Public)?;
@@ -108,13 +127,22 @@ pub fn write_config(
     .context("writing the Mosquitto config")?;
     Ok(BrokerWritten {
         server_issued,
-        operator_issued,
+        tools_issued,
         devices: registry
             .devices
             .iter()
             .filter(|d| !d.groups.is_empty())
             .count(),
     })
+}
+
+/// Writes a new revocation list into the broker files in `out`; returns
+/// its path.
+pub fn write_crl(ca: &FleetCa, out: &Path) -> anyhow::Result<PathBuf> {
+    create_private_dir(out)?;
+    let path = out.join(CRL_FILE);
+    write_atomic(&path, ca.crl()?.as_bytes(), Access::Public)?;
+    Ok(path)
 }
 
 /// The ACL file for the fleet's devices and operator.
@@ -149,6 +177,12 @@ pub fn acl(fleet: &str, topics: &Topics, registry: &Registry) -> String {
         text,
         "\n# The operator tool: everything of the fleet.\nuser {OPERATOR_NAME}\ntopic readwrite {fleet_prefix}#\n"
     );
+    let _ = write!(
+        text,
+        "\n# The proof-of-play collector: every screen's records, nothing else.\nuser {}\ntopic read {}\n",
+        Tool::Collector.name(),
+        topics.pop("+")
+    );
     let grouped: Vec<_> = registry
         .devices
         .iter()
@@ -178,14 +212,19 @@ pub fn conf(fleet: &str, setup: &BrokerSetup) -> String {
         "# Mosquitto 2 for Phare fleet {fleet:?}, written by `phare broker config`.\n\
          # On Debian/Ubuntu install it as /etc/mosquitto/conf.d/phare.conf; the files\n\
          # it names go in {install}.\n\n\
-         # Mutual TLS: every client shows a certificate from the fleet CA, and its\n\
-         # common name is its username for the ACL.\n\
+         # Mutual TLS: every client shows a certificate from the fleet CA, not\n\
+         # revoked (`phare device revoke` rewrites the list; install it and restart:\n\
+         # a reload rereads it but leaves open connections be). Its common name is\n\
+         # its username for the ACL, and its client id: no certificate can take\n\
+         # over another's session, and each has one connection at a time.\n\
          listener {listener}\n\
          cafile {ca}\n\
+         crlfile {crl}\n\
          certfile {cert}\n\
          keyfile {key}\n\
          require_certificate true\n\
          use_identity_as_username true\n\
+         use_username_as_clientid true\n\
          allow_anonymous false\n\
          acl_file {acl}\n\n\
          # A signed envelope is at most {payload} bytes; the packet adds its topic\n\
@@ -200,6 +239,7 @@ pub fn conf(fleet: &str, setup: &BrokerSetup) -> String {
          #persistence_location /var/lib/mosquitto/\n",
         install = setup.install_dir.display(),
         ca = file(CA_FILE),
+        crl = file(CRL_FILE),
         cert = file(CERT_FILE),
         key = file(KEY_FILE),
         acl = file(ACL_FILE),
@@ -257,6 +297,8 @@ mod tests {
                 "pattern write phare/acme/device/%u/response",
                 "user phare-operator",
                 "topic readwrite phare/acme/#",
+                "user phare-collector",
+                "topic read phare/acme/device/+/pop",
                 // hall-1 has no group: the patterns are all it needs.
                 "user lobby-1",
                 "topic read phare/acme/group/lobby/assignment",
@@ -279,8 +321,10 @@ mod tests {
             "cafile /etc/mosquitto/phare/ca.pem",
             "keyfile /etc/mosquitto/phare/server.key",
             "acl_file /etc/mosquitto/phare/acl",
+            "crlfile /etc/mosquitto/phare/crl.pem",
             "require_certificate true",
             "use_identity_as_username true",
+            "use_username_as_clientid true",
             "allow_anonymous false",
             "persistence true",
         ] {
@@ -318,7 +362,8 @@ mod tests {
             install_dir: broker.clone(),
         };
         let written = write_config(&keys, &setup, &broker).unwrap();
-        assert!(written.server_issued && written.operator_issued);
+        assert!(written.server_issued);
+        assert_eq!(written.tools_issued, Tool::ALL);
         assert_eq!(written.devices, 1);
         World {
             _dir: dir,
@@ -463,7 +508,7 @@ mod tests {
             install_dir: world.broker.clone(),
         };
         let again = write_config(&world.keys, &setup, &world.broker).unwrap();
-        assert!(!again.server_issued && !again.operator_issued);
+        assert!(!again.server_issued && again.tools_issued.is_empty());
         assert_eq!(std::fs::read(world.broker.join(CERT_FILE)).unwrap(), cert);
         setup.hosts.push("10.0.0.9".into());
         assert!(

@@ -5,6 +5,13 @@
 //! acknowledgements sent only after the batch is committed to its own
 //! SQLite file, and records keyed by (device, seq) so a batch delivered
 //! twice is stored once. `phare pop export --csv` prints them.
+//!
+//! The device a batch is stored under is the one its topic names: the
+//! broker's ACL lets a screen publish on its own topic only, while the
+//! payload says whatever its sender wants. A batch whose `device` field
+//! disagrees with its topic (a stolen screen writing records for another,
+//! which would then shadow that screen's real ones) is refused, logged and
+//! counted.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +23,7 @@ use rusqlite::{Connection, params};
 use serde::Deserialize;
 
 use crate::connect::{Endpoint, disconnect};
+use crate::terminal::{MAX_SHOWN, printable, without_controls};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS plays (
@@ -53,6 +61,21 @@ struct Record {
     reason: Option<String>,
 }
 
+/// Why a batch was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("not a proof-of-play batch: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("published on {topic_device}'s topic, it claims to come from {}",
+        printable(.claimed, MAX_SHOWN))]
+    WrongDevice {
+        topic_device: String,
+        claimed: String,
+    },
+    #[error("storing it: {0}")]
+    Database(#[from] rusqlite::Error),
+}
+
 /// The collector's database.
 pub struct PlayLog {
     db: Connection,
@@ -67,10 +90,17 @@ impl PlayLog {
         Ok(PlayLog { db })
     }
 
-    /// Stores a batch in one transaction; records already stored are
-    /// skipped. Returns how many were new.
-    pub fn store_batch(&mut self, payload: &[u8]) -> anyhow::Result<usize> {
-        let batch: Batch = serde_json::from_slice(payload).context("not a proof-of-play batch")?;
+    /// Stores a batch that arrived on `device`'s topic, in one
+    /// transaction; records already stored are skipped. Returns how many
+    /// were new.
+    pub fn store_batch(&mut self, device: &str, payload: &[u8]) -> Result<usize, BatchError> {
+        let batch: Batch = serde_json::from_slice(payload)?;
+        if batch.device != device {
+            return Err(BatchError::WrongDevice {
+                topic_device: device.to_string(),
+                claimed: batch.device,
+            });
+        }
         let received = jiff::Timestamp::now().to_string();
         let tx = self.db.transaction()?;
         let mut new = 0;
@@ -80,7 +110,7 @@ impl PlayLog {
                  (device, seq, playlist, item, asset, live, start, end, completed, reason, received)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
-                    batch.device,
+                    device,
                     r.seq,
                     r.playlist,
                     r.item,
@@ -116,7 +146,9 @@ impl PlayLog {
         Ok(seqs)
     }
 
-    /// Every record, by device and sequence, as CSV.
+    /// Every record, by device and sequence, as CSV. What devices wrote is
+    /// exported whole but for control characters, which no real record
+    /// holds and which would reach the terminal the CSV is printed on.
     pub fn export_csv(&self, out: impl std::io::Write) -> anyhow::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
         writer.write_record([
@@ -138,7 +170,8 @@ impl PlayLog {
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let text = |i: usize| -> rusqlite::Result<String> {
-                Ok(row.get::<_, Option<String>>(i)?.unwrap_or_default())
+                let value = row.get::<_, Option<String>>(i)?.unwrap_or_default();
+                Ok(without_controls(&value).into_owned())
             };
             writer.write_record([
                 text(0)?,
@@ -158,14 +191,25 @@ impl PlayLog {
     }
 }
 
+/// What became of one message on a proof-of-play topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrival {
+    /// A batch from `device`, of which `new` records were not stored yet.
+    Stored { device: String, new: usize },
+    /// Refused and dropped (it is acknowledged all the same: it would be
+    /// refused again); `refused` counts the refusals so far.
+    Refused { why: String, refused: u64 },
+}
+
 /// Collects proof of play for a fleet into `db` until `stop` resolves.
-/// `on_batch` is told how many new records each batch brought.
+/// `on_arrival` is told what became of each message; device-provided
+/// text in it is safe to print.
 pub async fn collect(
     broker: impl Into<Endpoint>,
     fleet: &str,
     db: &Path,
     stop: impl std::future::Future<Output = ()>,
-    mut on_batch: impl FnMut(&str, usize),
+    mut on_arrival: impl FnMut(Arrival),
 ) -> anyhow::Result<()> {
     let broker: Endpoint = broker.into();
     let mut log = PlayLog::open(db)?;
@@ -176,7 +220,9 @@ pub async fn collect(
     options.set_manual_acks(true);
     options.set_keep_alive(Duration::from_secs(15));
     let (client, mut eventloop) = AsyncClient::new(options, 64);
-    let filter = Topics::for_fleet(fleet).pop("+");
+    let topics = Topics::for_fleet(fleet);
+    let filter = topics.pop("+");
+    let mut refused = 0;
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -185,10 +231,26 @@ pub async fn collect(
                 // Subscribe on every connection: a restarted broker forgot us.
                 Ok(Event::Incoming(Packet::ConnAck(_))) => client.subscribe(&filter, QoS::AtLeastOnce).await?,
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    match log.store_batch(&publish.payload) {
-                        Ok(new) => on_batch(&publish.topic, new),
-                        Err(e) => tracing::warn!(topic = %publish.topic, error = %e, "batch refused"),
-                    }
+                    let stored = match topics.device_leaf(&publish.topic) {
+                        Some((device, "pop")) => log
+                            .store_batch(device, &publish.payload)
+                            .map(|new| (device.to_string(), new))
+                            // Parse errors may quote the payload.
+                            .map_err(|e| printable(&e.to_string(), 2 * MAX_SHOWN)),
+                        _ => Err(format!(
+                            "{} is no device's proof-of-play topic",
+                            printable(&publish.topic, MAX_SHOWN)
+                        )),
+                    };
+                    let arrival = match stored {
+                        Ok((device, new)) => Arrival::Stored { device, new },
+                        Err(why) => {
+                            refused += 1;
+                            tracing::warn!(refused, "proof-of-play batch refused: {why}");
+                            Arrival::Refused { why, refused }
+                        }
+                    };
+                    on_arrival(arrival);
                     // Acknowledged only once durable (or hopeless).
                     client.ack(&publish).await?;
                 }
@@ -208,32 +270,87 @@ pub async fn collect(
 mod tests {
     use super::*;
 
+    fn batch(device: &str, seqs: &[i64]) -> Vec<u8> {
+        let records: Vec<_> = seqs
+            .iter()
+            .map(|s| {
+                serde_json::json!({"seq": s, "playlist": "main", "item": 0, "asset": "sha256:a",
+                    "start": "2026-11-29T10:00:00Z", "end": "2026-11-29T10:00:05Z", "completed": true})
+            })
+            .collect();
+        serde_json::to_vec(&serde_json::json!({"device": device, "records": records})).unwrap()
+    }
+
+    fn exported(log: &PlayLog) -> String {
+        let mut csv = Vec::new();
+        log.export_csv(&mut csv).unwrap();
+        String::from_utf8(csv).unwrap()
+    }
+
     #[test]
     fn a_batch_delivered_twice_is_stored_once_and_exports_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = PlayLog::open(&dir.path().join("pop.db")).unwrap();
-        let batch = |seqs: &[i64]| {
-            let records: Vec<_> = seqs
-                .iter()
-                .map(|s| {
-                    serde_json::json!({"seq": s, "playlist": "main", "item": 0, "asset": "sha256:a",
-                        "start": "2026-11-29T10:00:00Z", "end": "2026-11-29T10:00:05Z", "completed": true})
-                })
-                .collect();
-            serde_json::to_vec(&serde_json::json!({"device": "lobby-1", "records": records}))
-                .unwrap()
-        };
-        assert_eq!(log.store_batch(&batch(&[2, 1])).unwrap(), 2);
-        assert_eq!(log.store_batch(&batch(&[2, 3])).unwrap(), 1);
-        assert!(log.store_batch(b"nonsense").is_err());
-        let mut csv = Vec::new();
-        log.export_csv(&mut csv).unwrap();
-        let text = String::from_utf8(csv).unwrap();
+        assert_eq!(
+            log.store_batch("lobby-1", &batch("lobby-1", &[2, 1]))
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            log.store_batch("lobby-1", &batch("lobby-1", &[2, 3]))
+                .unwrap(),
+            1
+        );
+        assert!(matches!(
+            log.store_batch("lobby-1", b"nonsense"),
+            Err(BatchError::Malformed(_))
+        ));
+        let text = exported(&log);
         let seqs: Vec<&str> = text
             .lines()
             .skip(1)
             .map(|l| l.split(',').nth(1).unwrap())
             .collect();
         assert_eq!(seqs, ["1", "2", "3"]);
+    }
+
+    #[test]
+    fn a_batch_speaking_for_another_device_cannot_shadow_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PlayLog::open(&dir.path().join("pop.db")).unwrap();
+        // lobby-1, stolen, publishes on its own topic (the only one the ACL
+        // lets it write) records that claim to be lobby-2's seq 1 and 2.
+        let err = log
+            .store_batch("lobby-1", &batch("lobby-2", &[1, 2]))
+            .unwrap_err();
+        assert!(matches!(err, BatchError::WrongDevice { .. }), "{err}");
+        assert_eq!(log.count().unwrap(), 0);
+        // lobby-2's real records are all stored.
+        assert_eq!(
+            log.store_batch("lobby-2", &batch("lobby-2", &[1, 2]))
+                .unwrap(),
+            2
+        );
+        assert_eq!(log.sequences_in_arrival_order("lobby-2").unwrap(), [1, 2]);
+        // A claimed name is shown harmless in the refusal.
+        let err = log
+            .store_batch("lobby-1", &batch("\u{1b}[2Jlobby-2", &[3]))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains('\u{1b}'), "{err:?}");
+    }
+
+    #[test]
+    fn the_export_carries_no_control_characters() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PlayLog::open(&dir.path().join("pop.db")).unwrap();
+        let hostile = serde_json::json!({"device": "lobby-1", "records": [
+            {"seq": 1, "playlist": "main\u{1b}]0;owned\u{7}", "item": 0, "reason": "x\ry",
+             "start": "2026-11-29T10:00:00Z", "end": "2026-11-29T10:00:05Z", "completed": false}]});
+        log.store_batch("lobby-1", &serde_json::to_vec(&hostile).unwrap())
+            .unwrap();
+        let text = exported(&log);
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\r']), "{text:?}");
+        assert!(text.contains("main\u{FFFD}]0;owned\u{FFFD}"), "{text:?}");
     }
 }

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use phare_protocol::topics::is_topic_level;
 use serde::{Deserialize, Serialize};
 
-use crate::ca::OPERATOR_NAME;
+use crate::ca::Tool;
 use crate::files::{Access, write_atomic};
 
 /// One enrolled device.
@@ -78,14 +78,15 @@ pub fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks a device name: a valid name, and not the operator's (the broker
-/// would grant the device the operator's rights).
+/// Checks a device name: a valid name, and not one of the operator
+/// tool's (the broker would grant the device the tool's rights).
 pub fn check_device_name(name: &str) -> anyhow::Result<()> {
     check_name("device name", name)?;
-    anyhow::ensure!(
-        name != OPERATOR_NAME,
-        "{OPERATOR_NAME:?} is the operator's name, not a device's"
-    );
+    if let Some(tool) = Tool::ALL.iter().find(|t| t.name() == name) {
+        anyhow::bail!(
+            "{name:?} is the name of the operator tool's {tool:?} identity, not a device's"
+        );
+    }
     Ok(())
 }
 
@@ -124,7 +125,15 @@ mod tests {
     #[test]
     fn names_are_topic_levels_and_acl_words() {
         check_device_name("lobby-1").unwrap();
-        for bad in ["", "a/b", "lobby+", "#", "two words", "phare-operator"] {
+        for bad in [
+            "",
+            "a/b",
+            "lobby+",
+            "#",
+            "two words",
+            "phare-operator",
+            "phare-collector",
+        ] {
             assert!(check_device_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use phare_player::tls::MqttAuth;
 use phare_protocol::topics::Topics;
+use phare_provisioning::ca::Tool;
 use phare_provisioning::command::{self, Request};
 use phare_provisioning::connect::{ConnectError, Endpoint};
-use phare_provisioning::enrol::{CONFIG_FILE, DeviceSpec, add_device};
+use phare_provisioning::enrol::{CONFIG_FILE, DeviceSpec, add_device, revoke_device};
 use phare_provisioning::keys::{InitSpec, Keyring};
 use phare_provisioning::mosquitto::{BrokerSetup, CONF_FILE, write_config};
+use phare_provisioning::pop::Arrival;
 use phare_provisioning::publish::publish;
 use phare_tests::{FLEET, Mosquitto, Player, TIMEOUT};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
@@ -22,6 +24,10 @@ use serde_json::json;
 struct World {
     _dir: tempfile::TempDir,
     keys: PathBuf,
+    /// The broker's files as `phare broker config` wrote them, used in place.
+    broker_files: PathBuf,
+    /// Where the broker writes its process id.
+    pid_file: PathBuf,
     broker: Mosquitto,
 }
 
@@ -33,6 +39,7 @@ impl World {
         enrol(&keys, "lobby-1", "lobby");
         enrol(&keys, "lobby-2", "hall");
         let out = dir.path().join("broker");
+        let pid_file = dir.path().join("mosquitto.pid");
         let broker = Mosquitto::start_with_config(|port, run_dir| {
             let setup = BrokerSetup {
                 hosts: vec!["127.0.0.1".into()],
@@ -43,17 +50,31 @@ impl World {
             write_config(&keys, &setup, &out).unwrap();
             let conf = std::fs::read_to_string(out.join(CONF_FILE)).unwrap();
             // The test's own additions: stay root (the files are in a
-            // private temporary directory), persist there, log to stderr.
+            // private temporary directory), persist there, log to stderr,
+            // say its process id (for SIGHUP).
             format!(
-                "{conf}\nuser root\npersistence_location {}/\nlog_dest stderr\n",
-                run_dir.display()
+                "{conf}\nuser root\npersistence_location {}/\nlog_dest stderr\npid_file {}\n",
+                run_dir.display(),
+                pid_file.display()
             )
         });
         World {
             _dir: dir,
             keys,
+            broker_files: out,
+            pid_file,
             broker,
         }
+    }
+
+    /// `systemctl reload mosquitto`: SIGHUP.
+    fn reload_broker(&self) {
+        let pid = std::fs::read_to_string(&self.pid_file).unwrap();
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
     }
 
     fn url(&self) -> String {
@@ -119,7 +140,15 @@ struct Client {
 
 impl Client {
     async fn connect(endpoint: &Endpoint) -> Result<Client, ConnectError> {
-        let (client, mut eventloop) = endpoint.connect(endpoint.options("test")?).await?;
+        Client::connect_as(endpoint, endpoint.options("test")?).await
+    }
+
+    /// Connects with these options (e.g. a given client id).
+    async fn connect_as(
+        endpoint: &Endpoint,
+        options: rumqttc::MqttOptions,
+    ) -> Result<Client, ConnectError> {
+        let (client, mut eventloop) = endpoint.connect(options).await?;
         let received = Arc::new(Mutex::new(Vec::new()));
         let sink = received.clone();
         let task = tokio::spawn(async move {
@@ -335,7 +364,7 @@ async fn an_enrolled_screen_is_watched_and_commanded_over_mutual_tls() {
         phare_provisioning::fleet::collect(&operator, &topics, Duration::from_millis(500))
             .await
             .unwrap();
-    let table = phare_provisioning::fleet::table(&statuses);
+    let table = phare_provisioning::fleet::table(&statuses.statuses);
     let line = table.lines().find(|l| l.starts_with("lobby-3")).unwrap();
     assert!(
         line.contains("yes") && line.contains(&world.url()),
@@ -437,4 +466,278 @@ async fn a_screen_with_another_fleets_certificate_is_refused_and_says_why() {
         !log.contains("PRIVATE KEY"),
         "no key material in the log: {log}"
     );
+}
+
+/// Publishes `payload` as the device `name` would, on `rest` under the
+/// fleet's prefix.
+async fn publish_as(
+    world: &World,
+    name: &str,
+    rest: &str,
+    payload: serde_json::Value,
+    retain: bool,
+) {
+    publish(
+        &world.device(name),
+        &world.topic(rest),
+        payload.to_string().into_bytes(),
+        retain,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_screen_cannot_speak_for_another_in_the_operators_tools() {
+    let world = World::start();
+    let operator = world.operator();
+    let topics = Topics::for_fleet(FLEET);
+
+    // lobby-2 is off; its last status was garbled on the way (escape
+    // sequences). lobby-1, stolen, writes on the only status topic the ACL
+    // lets it write, its own: a status saying lobby-2 is online.
+    publish_as(
+        &world,
+        "lobby-2",
+        "device/lobby-2/status",
+        json!({"device": "lobby-2", "online": false, "broker": "\u{1b}]0;owned\u{7}\u{1b}[2J"}),
+        true,
+    )
+    .await;
+    publish_as(
+        &world,
+        "lobby-1",
+        "device/lobby-1/status",
+        json!({"device": "lobby-2", "online": true, "broker": "forged"}),
+        true,
+    )
+    .await;
+
+    // Proof of play: the collector runs, under its own certificate, while
+    // the operator looks at the fleet: lobby-1 sends, on its own topic,
+    // records claiming to be lobby-2's first two; then lobby-2 sends its
+    // real ones.
+    let collector = Endpoint::for_tool(
+        &world.url(),
+        &MqttAuth::default(),
+        &world.keys,
+        Tool::Collector,
+    );
+    assert!(
+        collector
+            .auth
+            .cert_file
+            .as_ref()
+            .unwrap()
+            .ends_with("collector.pem")
+    );
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = db_dir.path().join("pop.db");
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let collecting = {
+        let (db, arrivals) = (db.clone(), arrivals.clone());
+        tokio::spawn(async move {
+            let stop = async {
+                let _ = stop_rx.await;
+            };
+            phare_provisioning::pop::collect(&collector, FLEET, &db, stop, |arrival| {
+                arrivals.lock().unwrap().push(arrival)
+            })
+            .await
+        })
+    };
+    let records = |playlist: &str| {
+        json!(
+            [1, 2].map(|seq| json!({"seq": seq, "playlist": playlist, "item": 0,
+            "start": "2026-11-29T10:00:00Z", "end": "2026-11-29T10:00:05Z", "completed": true}))
+        )
+    };
+    // The collector's subscription is in place once a first batch arrives.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while arrivals.lock().unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the collector got nothing"
+        );
+        publish_as(
+            &world,
+            "lobby-1",
+            "device/lobby-1/pop",
+            json!({"device": "lobby-2", "records": records("forged")}),
+            false,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The status table, meanwhile: lobby-2 once, offline; nothing that
+    // drives the terminal; the forgery counted.
+    let collected =
+        phare_provisioning::fleet::collect(&operator, &topics, Duration::from_millis(500))
+            .await
+            .unwrap();
+    let table = phare_provisioning::fleet::table(&collected.statuses);
+    assert!(!table.contains(['\u{1b}', '\u{7}']), "{table:?}");
+    let lobby2: Vec<&str> = table.lines().filter(|l| l.starts_with("lobby-2")).collect();
+    assert_eq!(lobby2.len(), 1, "{table}");
+    assert!(
+        lobby2[0].contains(" no ") && !lobby2[0].contains("forged"),
+        "{table}"
+    );
+    assert_eq!(collected.refused.len(), 1, "{:?}", collected.refused);
+
+    let stored = |arrivals: &[Arrival]| {
+        arrivals
+            .iter()
+            .any(|a| matches!(a, Arrival::Stored { device, .. } if device == "lobby-2"))
+    };
+    publish_as(
+        &world,
+        "lobby-2",
+        "device/lobby-2/pop",
+        json!({"device": "lobby-2", "records": records("main")}),
+        false,
+    )
+    .await;
+    while !stored(&arrivals.lock().unwrap()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lobby-2's batch did not arrive: {:?}",
+            arrivals.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_tx.send(()).unwrap();
+    collecting.await.unwrap().unwrap();
+    let arrivals = arrivals.lock().unwrap();
+    // The forgery was refused, and counted.
+    assert!(
+        matches!(arrivals[0], Arrival::Refused { refused: 1, .. }),
+        "{arrivals:?}"
+    );
+    let mut csv = Vec::new();
+    phare_provisioning::pop::PlayLog::open(&db)
+        .unwrap()
+        .export_csv(&mut csv)
+        .unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    let playlists: Vec<(&str, &str)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let fields: Vec<&str> = l.split(',').collect();
+            (fields[0], fields[2])
+        })
+        .collect();
+    assert_eq!(
+        playlists,
+        [("lobby-2", "main"), ("lobby-2", "main")],
+        "{csv}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screen_cannot_take_over_another_screens_session() {
+    let world = World::start();
+    // lobby-2, under its client id as the player connects.
+    let device = world.device("lobby-2");
+    let lobby2 = Client::connect_as(&device, device.options_as("lobby-2").unwrap())
+        .await
+        .unwrap();
+    let own = world.topic("device/lobby-2/assignment");
+    lobby2.subscribe(&own).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // lobby-1, stolen, connects under lobby-2's client id: without the
+    // binding, the broker would close lobby-2's connection and hand its
+    // session over.
+    let thief = world.device("lobby-1");
+    let options = thief.options_as("lobby-2").unwrap();
+    let (_client, mut eventloop) = thief.connect(options).await.unwrap();
+    let thief_task = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // lobby-2 is still connected: it gets what is published for it.
+    publish(&world.operator(), &own, b"still mine".to_vec(), false)
+        .await
+        .unwrap();
+    assert_eq!(lobby2.wait_for(&own).await, ["still mine"]);
+    thief_task.abort();
+}
+
+/// Waits (generously) until `endpoint` is refused in the TLS handshake
+/// because its certificate is revoked.
+async fn wait_until_revoked(endpoint: &Endpoint) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        match Client::connect(endpoint).await {
+            Err(ConnectError::Tls { reason, .. }) if reason.contains("CertificateRevoked") => {
+                return;
+            }
+            other => assert!(
+                tokio::time::Instant::now() < deadline,
+                "still not refused as revoked: {:?}",
+                other.err()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_screen_is_refused_once_the_broker_rereads_the_list() {
+    let world = World::start();
+    let (lobby1, lobby2) = (world.device("lobby-1"), world.device("lobby-2"));
+    // lobby-2's connection, open throughout. (One per certificate: no
+    // other lobby-2 connection may succeed while it is watched.)
+    let open = Client::connect(&lobby2).await.unwrap();
+
+    for name in ["lobby-1", "lobby-2"] {
+        let revoked = revoke_device(&world.keys, name, &world.broker_files).unwrap();
+        assert_eq!(revoked.serials.len(), 1);
+        assert_eq!(revoked.crl, world.broker_files.join("crl.pem"));
+    }
+    // The list is read when the broker starts or reloads, not before.
+    drop(Client::connect(&lobby1).await.unwrap());
+
+    world.reload_broker();
+    wait_until_revoked(&lobby1).await;
+    // The reload is done: lobby-2's open connection is still up (hence
+    // `systemctl restart`), and a new one is refused.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !open.task.is_finished(),
+        "the revoked screen's open connection was closed by the reload"
+    );
+    wait_until_revoked(&lobby2).await;
+    // The operator still gets in.
+    publish(
+        &world.operator(),
+        &world.topic("alert"),
+        b"x".to_vec(),
+        true,
+    )
+    .await
+    .unwrap();
+
+    // A screen enrolled now, revoked at once: the broker keeps every list
+    // it loaded and goes by the latest dated, so each new one is dated
+    // after the last.
+    enrol(&world.keys, "lobby-3", "lobby");
+    let lobby3 = world.device("lobby-3");
+    drop(Client::connect(&lobby3).await.unwrap());
+    revoke_device(&world.keys, "lobby-3", &world.broker_files).unwrap();
+    world.reload_broker();
+    wait_until_revoked(&lobby3).await;
+    wait_until_revoked(&lobby1).await;
+
+    // Revoked again: nothing new. A name the CA never issued to: an error.
+    assert!(
+        revoke_device(&world.keys, "lobby-1", &world.broker_files)
+            .unwrap()
+            .serials
+            .is_empty()
+    );
+    assert!(revoke_device(&world.keys, "lobby-9", &world.broker_files).is_err());
 }

@@ -298,7 +298,7 @@ async fn an_assignment_too_big_for_the_cache_is_refused_and_the_old_one_plays() 
     )
     .await
     .unwrap();
-    let table = phare_provisioning::fleet::table(&statuses);
+    let table = phare_provisioning::fleet::table(&statuses.statuses);
     let line = table.lines().find(|l| l.starts_with(DEVICE)).unwrap();
     assert!(line.contains("v2: 1 assets"), "{table}");
     assert!(line.contains("insufficient_space"), "{table}");

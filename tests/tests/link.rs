@@ -135,9 +135,19 @@ async fn events_produced_while_the_broker_is_down_arrive_after_reconnection_in_o
     );
 }
 
-/// A broker that takes `lobby-1` with `password` and nobody else.
-fn password_broker(password: &str) -> Mosquitto {
-    Mosquitto::start_with_config(|port, dir| {
+/// A TLS broker, its certificate from `fleet`'s CA, that takes `lobby-1`
+/// with `password` and nobody else (a password never crosses plain MQTT).
+/// Returns it with its URL.
+fn password_broker(fleet: &Fleet, password: &str) -> (Mosquitto, String) {
+    let (ca, _) =
+        phare_provisioning::ca::FleetCa::open_or_create(&fleet.dir.path().join("keys"), FLEET)
+            .unwrap();
+    let broker = Mosquitto::start_with_config(|port, dir| {
+        let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+        ca.issue_server(&["127.0.0.1".into()])
+            .unwrap()
+            .write(&cert, &key)
+            .unwrap();
         let passwords = dir.join("passwords");
         let made = std::process::Command::new("mosquitto_passwd")
             .arg("-b")
@@ -149,27 +159,43 @@ fn password_broker(password: &str) -> Mosquitto {
             .expect("mosquitto_passwd comes with mosquitto");
         assert!(made.success());
         format!(
-            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nuser root\n",
+            "listener {port} 127.0.0.1\ncertfile {}\nkeyfile {}\n\
+             allow_anonymous false\npassword_file {}\nuser root\n",
+            cert.display(),
+            key.display(),
             passwords.display()
         )
-    })
+    });
+    let url = format!("mqtts://127.0.0.1:{}", broker.port);
+    (broker, url)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_logs_in_with_a_password_file_and_a_wrong_one_is_named() {
     use std::os::unix::fs::PermissionsExt;
     let fleet = Fleet::new();
-    let broker = password_broker("correct horse");
+    let (_broker, url) = password_broker(&fleet, "correct horse");
     let work = tempfile::tempdir().unwrap();
     let secret = work.path().join("mqtt.password");
     std::fs::write(&secret, "wrong horse\n").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     let auth = format!(
-        "[mqtt]\nusername = \"{DEVICE}\"\npassword_file = {:?}\n",
+        "[mqtt]\nca_file = {:?}\nusername = \"{DEVICE}\"\npassword_file = {:?}\n",
+        fleet
+            .dir
+            .path()
+            .join("keys/tls/ca.pem")
+            .display()
+            .to_string(),
         secret.display().to_string()
     );
-    let mut player =
-        Player::start_with(work.path(), &fleet.root_path(), &[broker.url()], &[], &auth);
+    let mut player = Player::start_with(
+        work.path(),
+        &fleet.root_path(),
+        std::slice::from_ref(&url),
+        &[],
+        &auth,
+    );
     let status = player.wait_status("the refusal in the status", |s| {
         s["errors"]
             .as_array()
@@ -181,7 +207,7 @@ async fn a_device_logs_in_with_a_password_file_and_a_wrong_one_is_named() {
 
     std::fs::write(&secret, "correct horse\n").unwrap();
     player.restart();
-    player.wait_status("connected with the right password", on_broker(broker.url()));
+    player.wait_status("connected with the right password", on_broker(url));
     let log = player.log_tail();
     assert!(!log.contains("horse"), "no password in the log: {log}");
 }

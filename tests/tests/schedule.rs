@@ -275,7 +275,7 @@ async fn proof_of_play_crosses_a_broker_outage_exactly_once_and_in_order() {
             let stop = async {
                 let _ = stop_rx.await;
             };
-            phare_provisioning::pop::collect(&url, FLEET, &db, stop, |_, _| {}).await
+            phare_provisioning::pop::collect(&url, FLEET, &db, stop, |_| {}).await
         })
     };
     let a = fleet.image("a.png", "smpte");

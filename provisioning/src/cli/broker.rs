@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use phare_provisioning::ca::TlsPaths;
 use phare_provisioning::mosquitto::{
-    ACL_FILE, BrokerSetup, CA_FILE, CERT_FILE, CONF_FILE, KEY_FILE, write_config,
+    ACL_FILE, BrokerSetup, CA_FILE, CERT_FILE, CONF_FILE, CRL_FILE, KEY_FILE, write_config,
 };
 
 #[derive(Subcommand)]
@@ -13,11 +13,13 @@ pub enum BrokerCommand {
     /// Write a ready Mosquitto 2 setup for the fleet, with its ACL.
     ///
     /// mosquitto.conf (one mutual-TLS listener, certificate names as
-    /// usernames), acl (each device its own topics and its groups'
-    /// assignments, the operator everything), ca.pem, and server.pem and
-    /// server.key for the given hosts; and the operator's client
-    /// certificate in <keyring>/tls/ if missing. Re-run after `phare device
-    /// add`, then reload mosquitto (SIGHUP).
+    /// usernames and client ids), acl (each device its own topics and its
+    /// groups' assignments, the operator everything, the proof-of-play
+    /// collector the screens' records), ca.pem, crl.pem (the revoked
+    /// certificates), and server.pem and server.key for the given hosts;
+    /// and the operator's and the collector's client certificates in
+    /// <keyring>/tls/ if missing. Re-run after `phare device add`, then
+    /// reload mosquitto (SIGHUP).
     Config {
         /// The keyring: the fleet, its CA and devices.json.
         #[arg(long, default_value = "keys")]
@@ -69,7 +71,9 @@ pub fn run(command: BrokerCommand) -> anyhow::Result<()> {
     }
     println!("install them on the broker host (Debian/Ubuntu, Mosquitto 2):");
     println!("  sudo install -d -m 755 {i}");
-    println!("  sudo install -m 644 {o}/{CA_FILE} {o}/{CERT_FILE} {o}/{ACL_FILE} {i}/");
+    println!(
+        "  sudo install -m 644 {o}/{CA_FILE} {o}/{CRL_FILE} {o}/{CERT_FILE} {o}/{ACL_FILE} {i}/"
+    );
     println!("  sudo install -m 600 -o mosquitto {o}/{KEY_FILE} {i}/");
     println!("  sudo install -m 644 {o}/{CONF_FILE} /etc/mosquitto/conf.d/phare.conf");
     println!("  sudo systemctl restart mosquitto");
@@ -78,10 +82,11 @@ pub fn run(command: BrokerCommand) -> anyhow::Result<()> {
          `sudo systemctl reload mosquitto` (SIGHUP re-reads the ACL)"
     );
     let tls = TlsPaths::new(&keyring);
-    if written.operator_issued {
+    for tool in written.tools_issued {
         println!(
-            "created the operator's certificate {} (phare uses it for mqtts:// brokers)",
-            tls.operator_cert().display()
+            "created {}'s certificate {} (phare uses it for mqtts:// brokers)",
+            tool.name(),
+            tls.tool_cert(tool).display()
         );
     }
     Ok(())

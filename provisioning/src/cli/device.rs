@@ -9,6 +9,7 @@ use phare_protocol::topics::Topics;
 use phare_provisioning::command::{self, Request};
 use phare_provisioning::enrol::{self, DeviceSpec};
 use phare_provisioning::keys::Keyring;
+use phare_provisioning::terminal::{MAX_SHOWN, printable};
 use serde_json::{Value, json};
 
 use super::flags::BrokerAuth;
@@ -46,6 +47,33 @@ pub enum DeviceCommand {
         /// old certificate stays valid until it expires).
         #[arg(long)]
         reissue: bool,
+    },
+    /// Cut a lost or stolen screen off the broker: revoke its certificates.
+    ///
+    /// Every certificate the fleet CA issued to the screen is marked
+    /// revoked in <keyring>/tls/issued.json, and a new certificate
+    /// revocation list, signed by the CA, is written among the broker's
+    /// files (crl.pem, which the config of `phare broker config` names as
+    /// `crlfile`). Install it on the broker host and restart Mosquitto:
+    /// from then on the broker refuses the certificate in the TLS
+    /// handshake. A reload (SIGHUP) rereads the list too, but Mosquitto
+    /// keeps connections already open, the stolen screen's included; a
+    /// restart closes it, and the other screens reconnect by themselves.
+    /// To put a replacement screen under the same name, `phare device add
+    /// --reissue`.
+    Revoke {
+        /// The device id.
+        name: String,
+        /// The keyring: the fleet, its CA and the record of what it issued.
+        #[arg(long, default_value = "keys")]
+        keyring: PathBuf,
+        /// The broker's files, where the list is written (default:
+        /// <keyring>/broker/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where the files are installed on the broker host.
+        #[arg(long, default_value = "/etc/mosquitto/phare")]
+        install_dir: PathBuf,
     },
     /// Save what the screen shows (PNG or JPEG thumbnail).
     Screenshot {
@@ -145,6 +173,32 @@ pub async fn run(command: DeviceCommand) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        DeviceCommand::Revoke {
+            name,
+            keyring,
+            out,
+            install_dir,
+        } => {
+            let out = out.unwrap_or_else(|| keyring.join("broker"));
+            let revoked = enrol::revoke_device(&keyring, &name, &out)?;
+            if revoked.serials.is_empty() {
+                println!("{name}'s certificates were already revoked");
+            } else {
+                println!(
+                    "revoked {name}'s certificate(s), serial {}",
+                    revoked.serials.join(", ")
+                );
+            }
+            let (crl, i) = (revoked.crl.display(), install_dir.display());
+            println!("wrote the new revocation list {crl}; on the broker host:");
+            println!("  sudo install -m 644 {crl} {i}/");
+            println!("  sudo systemctl restart mosquitto");
+            println!(
+                "(a reload, SIGHUP, rereads the list too but keeps open connections, \
+                 the screen's included)"
+            );
+            return Ok(());
+        }
         DeviceCommand::Screenshot { to, output } => (to, "screenshot", json!({}), Some(output)),
         DeviceCommand::Reboot(to) => (to, "reboot", json!({}), None),
         DeviceCommand::Reload(to) => (to, "reload", json!({}), None),
@@ -175,7 +229,7 @@ fn details(response: &Value) -> String {
         .into_iter()
         .flatten()
         .filter(|(key, _)| !USUAL.contains(&key.as_str()))
-        .map(|(key, value)| format!("{key} {value}"))
+        .map(|(key, value)| printable(&format!("{key} {value}"), MAX_SHOWN))
         .collect();
     if extra.is_empty() {
         String::new()
@@ -206,7 +260,10 @@ async fn send(to: &Target, action: &str, args: Value) -> anyhow::Result<Value> {
         bail!(
             "{} refused {action}: {}",
             to.name,
-            response["error"].as_str().unwrap_or("no reason given")
+            printable(
+                response["error"].as_str().unwrap_or("no reason given"),
+                MAX_SHOWN
+            )
         );
     }
     Ok(response)

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use phare_player::tls::MqttAuth;
+use phare_provisioning::ca::Tool;
 use phare_provisioning::connect::Endpoint;
 use phare_provisioning::keys::Keyring;
 
@@ -25,8 +26,9 @@ pub struct FleetBroker {
 }
 
 impl FleetBroker {
-    pub fn endpoint(&self) -> Endpoint {
-        self.auth.endpoint(&self.broker, &self.keyring)
+    /// The broker, as `tool` ([`BrokerAuth::endpoint`]).
+    pub fn endpoint(&self, tool: Tool) -> Endpoint {
+        self.auth.endpoint_for(&self.broker, &self.keyring, tool)
     }
 
     /// `--fleet`, else the fleet of the keyring's root.
@@ -44,7 +46,8 @@ impl FleetBroker {
 
 /// Broker credentials. For an mqtts:// broker, without --ca, --cert or
 /// --key, the keyring's CA (tls/ca.pem) and operator certificate
-/// (tls/operator.pem, tls/operator.key) are used when present.
+/// (tls/operator.pem, tls/operator.key; `phare pop collect`:
+/// tls/collector.pem, tls/collector.key) are used when present.
 #[derive(Args, Debug, Clone)]
 pub struct BrokerAuth {
     /// CA certificate (PEM) that an mqtts:// broker's certificate must
@@ -68,8 +71,15 @@ pub struct BrokerAuth {
 }
 
 impl BrokerAuth {
-    /// The endpoint for `url`, with these credentials or the keyring's.
+    /// The endpoint for `url`, with these credentials or the keyring's
+    /// operator certificate.
     pub fn endpoint(&self, url: &str, keyring: &Path) -> Endpoint {
+        self.endpoint_for(url, keyring, Tool::Operator)
+    }
+
+    /// The endpoint for `url`, with these credentials or the keyring's
+    /// certificate for `tool`.
+    pub fn endpoint_for(&self, url: &str, keyring: &Path, tool: Tool) -> Endpoint {
         let flags = MqttAuth {
             ca_file: self.ca.clone(),
             cert_file: self.cert.clone(),
@@ -77,6 +87,6 @@ impl BrokerAuth {
             username: self.username.clone(),
             password_file: self.password_file.clone(),
         };
-        Endpoint::new(url, &flags, keyring)
+        Endpoint::for_tool(url, &flags, keyring, tool)
     }
 }
