@@ -9,30 +9,19 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use phare_protocol::envelope::payload_type;
 use phare_protocol::{Envelope, SigningKey};
 use phare_tests::*;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 /// The retained status the broker holds for the device.
 async fn retained_status(broker: &Mosquitto) -> serde_json::Value {
-    let mut options = MqttOptions::new("status-reader", "127.0.0.1", broker.port);
-    options.set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut eventloop) = AsyncClient::new(options, 8);
-    client
-        .subscribe(
-            format!("phare/{FLEET}/device/{DEVICE}/status"),
-            QoS::AtLeastOnce,
-        )
-        .await
-        .unwrap();
-    let read = async {
-        loop {
-            if let Event::Incoming(Packet::Publish(p)) = eventloop.poll().await.unwrap() {
-                return serde_json::from_slice(&p.payload).unwrap();
-            }
+    // The harness's subscriber rides out a broker still starting up.
+    let status = Subscriber::new(broker, &format!("phare/{FLEET}/device/{DEVICE}/status")).await;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(first) = status.json().into_iter().next() {
+            return first;
         }
-    };
-    tokio::time::timeout(TIMEOUT, read)
-        .await
-        .expect("a retained status")
+        assert!(std::time::Instant::now() < deadline, "no retained status");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

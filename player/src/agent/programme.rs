@@ -285,7 +285,8 @@ impl Agent {
             bytes_missing: missing
                 .iter()
                 .map(|(id, e)| e.size.saturating_sub(self.cache.fetched(id)))
-                .sum(),
+                // Signed sizes: a hostile sum must not overflow.
+                .fold(0, u64::saturating_add),
         })
     }
 }
