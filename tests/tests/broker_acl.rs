@@ -135,6 +135,8 @@ type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 struct Client {
     client: AsyncClient,
     received: Received,
+    /// Subscriptions the broker acknowledged so far.
+    subacks: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -151,27 +153,46 @@ impl Client {
         let (client, mut eventloop) = endpoint.connect(options).await?;
         let received = Arc::new(Mutex::new(Vec::new()));
         let sink = received.clone();
+        let subacks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let acked = subacks.clone();
         let task = tokio::spawn(async move {
             while let Ok(event) = eventloop.poll().await {
-                if let Event::Incoming(Packet::Publish(p)) = event {
-                    sink.lock()
+                match event {
+                    Event::Incoming(Packet::Publish(p)) => sink
+                        .lock()
                         .unwrap()
-                        .push((p.topic.clone(), p.payload.to_vec()));
+                        .push((p.topic.clone(), p.payload.to_vec())),
+                    Event::Incoming(Packet::SubAck(_)) => {
+                        acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    _ => {}
                 }
             }
         });
         Ok(Client {
             client,
             received,
+            subacks,
             task,
         })
     }
 
+    /// Subscribes, and returns once the broker acknowledged it.
     async fn subscribe(&self, filter: &str) {
+        use std::sync::atomic::Ordering;
+        let before = self.subacks.load(Ordering::SeqCst);
         self.client
             .subscribe(filter, QoS::AtLeastOnce)
             .await
             .unwrap();
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while self.subacks.load(Ordering::SeqCst) == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no SUBACK for {filter}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn publish(&self, topic: &str, payload: &str) {
@@ -318,7 +339,6 @@ async fn each_device_reads_and_writes_only_its_own_topics() {
     let watcher = Client::connect(&operator).await.unwrap();
     watcher.subscribe(&world.topic("device/+/status")).await;
     watcher.subscribe(&world.topic("device/+/command")).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     lobby1
         .publish(&world.topic("device/lobby-2/status"), "forged")
         .await;
