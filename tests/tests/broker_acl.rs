@@ -408,16 +408,25 @@ async fn an_enrolled_screen_is_watched_and_commanded_over_mutual_tls() {
     .await
     .unwrap();
     assert_eq!(answer["ok"], true, "{answer}");
-    let shot = command::send(
-        &operator,
-        &topics,
-        &keyring,
-        &ask("screenshot"),
-        TIMEOUT,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    // Until the status screen's first frame reached the sink, the device
+    // answers that it has no picture yet: ask again.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let shot = loop {
+        let shot = command::send(
+            &operator,
+            &topics,
+            &keyring,
+            &ask("screenshot"),
+            TIMEOUT,
+            |_| {},
+        )
+        .await
+        .unwrap();
+        if shot["ok"] == true || std::time::Instant::now() > deadline {
+            break shot;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     let file = bundle.join("shot.png");
     let (media_type, size) = command::save_screenshot(&shot, &file).unwrap();
     assert!(
