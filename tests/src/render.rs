@@ -49,15 +49,25 @@ impl Player {
         };
         let before = pngs();
         let pid = self.pid().expect("the player runs");
-        Command::new("kill")
-            .arg("-USR1")
-            .arg(pid.to_string())
-            .status()
-            .unwrap();
+        let ask = || {
+            Command::new("kill")
+                .arg("-USR1")
+                .arg(pid.to_string())
+                .status()
+                .unwrap()
+        };
         let deadline = Instant::now() + TIMEOUT;
+        // Until a first frame reached the sink the player has nothing to
+        // write (it says so in its log): ask again each second.
+        let mut asked = Instant::now();
+        ask();
         loop {
             if let Some(new) = pngs().into_iter().find(|p| !before.contains(p)) {
                 return std::fs::read(new).unwrap();
+            }
+            if asked.elapsed() >= Duration::from_secs(1) {
+                asked = Instant::now();
+                ask();
             }
             assert!(
                 Instant::now() < deadline,
