@@ -22,7 +22,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exec sudo --preserve-env=HOME,XDG_CACHE_HOME,PHARE_DEB_TEST_BOOT "$0" "$@"
 fi
 suite=bookworm
-max_exposure=3.0
+# What the unit measures today: a looser bound let a system call filter
+# turned by mistake into a deny list (1.9) pass unnoticed.
+max_exposure=1.5
 boot="${PHARE_DEB_TEST_BOOT:-1}"
 
 fail() {
