@@ -17,7 +17,7 @@ packages=(
   procps:kill,pgrep  # the tests stop players and brokers with kill
   python3-gi:python3 gir1.2-gst-rtsp-server-1.0  # the tests' RTSP camera
   libfaketime  # the tests' spoofed clocks (LD_PRELOAD)
-  mount:mount,umount util-linux:fallocate  # make soak's full disk (a tmpfs)
+  mount:mount,umount  # make soak's full disk (a tmpfs)
   # the outputs tests: the x, gl and wayland sinks on Xvfb and Weston,
   # through Mesa's software rasteriser
   xvfb:Xvfb weston:weston gstreamer1.0-x gstreamer1.0-gl libgl1-mesa-dri
