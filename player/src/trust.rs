@@ -607,11 +607,7 @@ mod tests {
             ("root_expired", Some("expired"))
         );
         assert!(event.is_error());
-        assert!(
-            event.detail.as_str().contains("root version 1"),
-            "{}",
-            event.detail
-        );
+        assert!(event.detail.contains("root version 1"), "{}", event.detail);
         let status = t.status(frozen);
         assert!(status.root_expired);
         assert_eq!(status.root_version, 1);
