@@ -16,6 +16,7 @@ packages=(
   curl:curl  # the cache benchmark's baseline
   procps:kill,pgrep  # the tests stop players and brokers with kill
   python3-gi:python3 gir1.2-gst-rtsp-server-1.0  # the tests' RTSP camera
+  ffmpeg:ffmpeg  # the tests' live channels as a company's encoder makes them
   libfaketime  # the tests' spoofed clocks (LD_PRELOAD)
   mount:mount,umount  # make soak's full disk (a tmpfs)
   # the outputs tests: the x, gl and wayland sinks on Xvfb and Weston,

@@ -569,7 +569,11 @@ impl Player {
         let child = command
             .arg("--config")
             .arg(&self.config)
-            .env("RUST_LOG", "info")
+            // PHARE_TEST_LOG=debug (any RUST_LOG filter) to see more.
+            .env(
+                "RUST_LOG",
+                std::env::var("PHARE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(log)

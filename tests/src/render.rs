@@ -1,7 +1,8 @@
 //! For the rendering tests and benchmarks: a player whose screenshots are
 //! taken over SIGUSR1, QR codes read back from them, an HTTP origin that
-//! can be killed outright (for live channels), and a process's CPU time and
-//! peak memory read from `/proc`.
+//! can be killed outright (for live channels), HLS channels made by
+//! GStreamer or by ffmpeg, and a process's CPU time and peak memory read
+//! from `/proc`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -202,6 +203,115 @@ impl KillableOrigin {
 impl Drop for KillableOrigin {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// What makes a live HLS channel: the company's encoder will not be
+/// GStreamer, so the tests play ffmpeg's segments too.
+#[derive(Debug, Clone, Copy)]
+pub enum HlsEncoder {
+    /// `hlssink2`: H.264 in MPEG-TS segments.
+    GStreamer,
+    /// `ffmpeg -f hls`: H.264 in MPEG-TS segments.
+    FfmpegTs,
+    /// `ffmpeg -f hls -hls_segment_type fmp4`: H.264 in fragmented MP4.
+    FfmpegFmp4,
+}
+
+/// A live HLS channel of one-second segments, served as `index.m3u8` by a
+/// [`KillableOrigin`] of its own, encoding in real time until dropped.
+pub struct HlsChannel {
+    pub server: KillableOrigin,
+    /// Dropped before the directory it writes into.
+    _encoder: HlsEncoding,
+    _dir: tempfile::TempDir,
+}
+
+enum HlsEncoding {
+    /// Encodes as long as it is kept.
+    GStreamer {
+        _pipeline: phare_provisioning::media::LiveHls,
+    },
+    Ffmpeg(std::process::Child),
+}
+
+impl Drop for HlsEncoding {
+    fn drop(&mut self) {
+        if let HlsEncoding::Ffmpeg(child) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl HlsChannel {
+    /// A 320x180, 25 fps channel of `pattern` (a `videotestsrc` pattern
+    /// for GStreamer; ffmpeg draws its own test card, `testsrc2`), once it
+    /// has two segments.
+    pub fn start(encoder: HlsEncoder, pattern: &str) -> HlsChannel {
+        let dir = tempfile::tempdir().unwrap();
+        let encoding = match encoder {
+            HlsEncoder::GStreamer => HlsEncoding::GStreamer {
+                _pipeline: phare_provisioning::media::LiveHls::start(dir.path(), 320, 180, pattern)
+                    .unwrap(),
+            },
+            HlsEncoder::FfmpegTs | HlsEncoder::FfmpegFmp4 => {
+                let mut ffmpeg = Command::new("ffmpeg");
+                ffmpeg
+                    .args(["-nostdin", "-loglevel", "error", "-re", "-f", "lavfi"])
+                    .args(["-i", "testsrc2=size=320x180:rate=25"])
+                    .args([
+                        "-c:v",
+                        "libx264",
+                        "-preset",
+                        "ultrafast",
+                        "-pix_fmt",
+                        "yuv420p",
+                    ])
+                    // A keyframe every second, so that every segment starts with one.
+                    .args([
+                        "-g",
+                        "25",
+                        "-f",
+                        "hls",
+                        "-hls_time",
+                        "1",
+                        "-hls_list_size",
+                        "5",
+                    ])
+                    .args(["-hls_flags", "delete_segments"]);
+                if matches!(encoder, HlsEncoder::FfmpegFmp4) {
+                    ffmpeg.args(["-hls_segment_type", "fmp4"]);
+                }
+                let child = ffmpeg
+                    .arg(dir.path().join("index.m3u8"))
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("the live channels need ffmpeg");
+                HlsEncoding::Ffmpeg(child)
+            }
+        };
+        let playlist = dir.path().join("index.m3u8");
+        crate::wait_for(
+            || {
+                std::fs::read_to_string(&playlist).is_ok_and(|text| {
+                    text.lines()
+                        .filter(|line| line.ends_with(".ts") || line.ends_with(".m4s"))
+                        .count()
+                        >= 2
+                })
+            },
+            "the HLS channel to have segments",
+        );
+        HlsChannel {
+            server: KillableOrigin::start(dir.path()),
+            _encoder: encoding,
+            _dir: dir,
+        }
+    }
+
+    pub fn uri(&self) -> String {
+        format!("{}index.m3u8", self.server.url())
     }
 }
 

@@ -24,9 +24,13 @@
 //! Audio, when enabled, plays from the producer (`volume ! audio sink`),
 //! offset by the video's queue so the two stay together; otherwise it goes
 //! to a fakesink. The appsink's streaming thread restamps every sample onto
-//! one continuous output timeline (`offset + (pts - first_pts)`, see
+//! one continuous output timeline (`anchor + (pts - anchor_pts)`, see
 //! [`timeline`]) and pushes it into the appsrc, which blocks when its small
-//! queue is full: the screen paces the producer.
+//! queue is full: the screen paces the producer. A sample whose timestamp
+//! jumps (a live stream switching from its fallback to the stream, whose
+//! clock started a minute earlier; a file with a hole) is placed anew at
+//! the screen's next frame: otherwise the sink would hold the output until
+//! its time came, and with it every interruption.
 //!
 //! Gapless: while an item plays, the next one is already built and
 //! prerolled (decoder open, first frame decoded) in PAUSED; when the current

@@ -17,7 +17,7 @@ use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::output::Output;
 use super::timeline::Timeline;
@@ -80,10 +80,11 @@ pub(super) struct Context<'a> {
 /// the control thread.
 #[derive(Default)]
 struct Feed {
-    /// Producer PTS of the first sample; later samples are relative to it.
+    /// Producer PTS of the first sample: the item's duration counts from it.
     first_pts: Option<gst::ClockTime>,
-    /// Output PTS the first sample was restamped to.
-    offset: gst::ClockTime,
+    /// How producer PTS map onto the output timeline; set by the first
+    /// sample, moved when the producer's timestamps jump.
+    anchor: Option<Anchor>,
     /// Frames handed to the output.
     frames: u64,
     /// EOS or duration reached: push nothing more, notify once.
@@ -369,6 +370,7 @@ impl Producer {
         let index = self.index.unwrap_or_default();
         let timeline = Arc::clone(ctx.timeline);
         let shown = Mutex::new(None);
+        let live_uri = uri.to_owned();
         src.connect_notify(Some("status"), move |src, _| {
             let status = src.property::<gstfallbackswitch::Status>("status");
             let state = match status {
@@ -376,7 +378,7 @@ impl Producer {
                 _ => LiveState::Fallback,
             };
             if lock(&shown).replace(state) != Some(state) {
-                debug!(index, ?status, "live source status");
+                info!(index, uri = %live_uri, ?status, "live source");
                 lock(&timeline).emit(RenderEvent::LiveState { index, state });
             }
         });
@@ -633,18 +635,23 @@ impl Pusher {
             return Err(gst::FlowError::Eos);
         }
         let mut timeline = lock(&self.timeline);
-        if feed.frames == 0 {
-            // Continue the timeline seamlessly if the output still has
-            // frames queued, else restart a frame ahead of "now" so the
-            // first frame reaches the sink before its deadline.
-            let earliest = Output::running_time(&self.output)
-                .map_or(gst::ClockTime::ZERO, |now| now + self.frame);
-            feed.offset = timeline.next_pts.max(earliest);
-            timeline.mark_start(feed.offset, self.index);
+        let earliest =
+            Output::running_time(&self.output).map_or(gst::ClockTime::ZERO, |now| now + self.frame);
+        let (out_pts, placed) = place(&mut feed.anchor, pts, timeline.next_pts, earliest);
+        match placed {
+            Placed::First => timeline.mark_start(out_pts, self.index),
+            Placed::Follows => {}
+            // A hole in the timestamps is news; a decoder slower than the
+            // screen falls behind every second, which only debugging needs.
+            Placed::Jumped { by_ms } if by_ms.unsigned_abs() > MAX_JUMP.mseconds() => {
+                info!(index = ?self.index, by_ms, "the item's timestamps jumped: it goes on from the screen's next frame");
+            }
+            Placed::Jumped { by_ms } => {
+                debug!(index = ?self.index, by_ms, "the item fell behind the screen: it goes on from its next frame");
+            }
         }
         feed.frames += 1;
         feed.progress = Some(Instant::now());
-        let out_pts = feed.offset + relative;
         timeline.next_pts = out_pts + duration;
         Ok(out_pts)
     }
@@ -664,5 +671,137 @@ impl Pusher {
                 generation: self.generation,
             });
         }
+    }
+}
+
+/// How far a sample may land from where the output timeline goes on (or
+/// behind the screen) before its timestamps count as a jump. Far above
+/// any jitter; a frame never waits longer than this at the sink, so an
+/// interruption never does either.
+const MAX_JUMP: gst::ClockTime = gst::ClockTime::from_seconds(1);
+
+/// Producer PTS `source` goes out at output PTS `output`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Anchor {
+    source: gst::ClockTime,
+    output: gst::ClockTime,
+}
+
+#[derive(Debug, PartialEq)]
+enum Placed {
+    /// The item's first sample.
+    First,
+    /// Where the timeline goes on, give or take jitter.
+    Follows,
+    /// Far ahead of the timeline, behind it or behind the screen (a live
+    /// stream that switched sources or resumed, a file with a hole in its
+    /// timestamps): placed as a first sample would be, so the screen never
+    /// waits for it nor drops what follows as late. `by_ms`: how far from
+    /// the timeline it would have landed.
+    Jumped { by_ms: i64 },
+}
+
+/// The output PTS of a sample stamped `pts`: continuing the timeline at
+/// `next_pts` (frames still queued), else from `earliest` (a frame ahead
+/// of the screen's running time); later samples keep their spacing from
+/// the anchor, unless they jump.
+fn place(
+    anchor: &mut Option<Anchor>,
+    pts: gst::ClockTime,
+    next_pts: gst::ClockTime,
+    earliest: gst::ClockTime,
+) -> (gst::ClockTime, Placed) {
+    let fresh = Anchor {
+        source: pts,
+        output: next_pts.max(earliest),
+    };
+    let Some(current) = *anchor else {
+        *anchor = Some(fresh);
+        return (fresh.output, Placed::First);
+    };
+    let mapped = pts
+        .checked_sub(current.source)
+        .map(|since| current.output + since);
+    match mapped {
+        Some(at) if at.absdiff(next_pts) <= MAX_JUMP && at + MAX_JUMP >= earliest => {
+            (at, Placed::Follows)
+        }
+        _ => {
+            let signed_ms = |t: gst::ClockTime| i64::try_from(t.mseconds()).unwrap_or(i64::MAX);
+            let by_ms = match mapped {
+                Some(at) => signed_ms(at) - signed_ms(next_pts),
+                None => -signed_ms(current.source - pts),
+            };
+            *anchor = Some(fresh);
+            (fresh.output, Placed::Jumped { by_ms })
+        }
+    }
+}
+
+#[cfg(test)]
+mod placing {
+    use super::*;
+
+    fn ms(ms: u64) -> gst::ClockTime {
+        gst::ClockTime::from_mseconds(ms)
+    }
+
+    #[test]
+    fn the_first_sample_continues_the_queued_timeline_or_starts_a_frame_ahead() {
+        let mut anchor = None;
+        assert_eq!(
+            place(&mut anchor, ms(5000), ms(900), ms(440)),
+            (ms(900), Placed::First)
+        );
+        let mut anchor = None;
+        assert_eq!(
+            place(&mut anchor, ms(5000), ms(100), ms(440)),
+            (ms(440), Placed::First)
+        );
+    }
+
+    #[test]
+    fn later_samples_keep_their_spacing() {
+        let mut anchor = None;
+        place(&mut anchor, ms(5000), ms(900), ms(440));
+        assert_eq!(
+            place(&mut anchor, ms(5040), ms(940), ms(480)),
+            (ms(940), Placed::Follows)
+        );
+        // Jitter and a dropped frame are not jumps.
+        assert_eq!(
+            place(&mut anchor, ms(5120), ms(980), ms(520)),
+            (ms(1020), Placed::Follows)
+        );
+    }
+
+    #[test]
+    fn a_jump_ahead_goes_on_from_the_timeline_instead_of_holding_the_screen() {
+        let mut anchor = None;
+        place(&mut anchor, ms(0), ms(900), ms(440));
+        // 50 s ahead: the sink would have waited 50 s for it.
+        let (at, placed) = place(&mut anchor, ms(50_040), ms(940), ms(480));
+        assert_eq!((at, placed), (ms(940), Placed::Jumped { by_ms: 50_000 }));
+        // And the spacing is kept from there.
+        assert_eq!(
+            place(&mut anchor, ms(50_080), ms(980), ms(520)),
+            (ms(980), Placed::Follows)
+        );
+    }
+
+    #[test]
+    fn a_jump_back_or_a_sample_far_behind_the_screen_is_placed_anew() {
+        let mut anchor = None;
+        place(&mut anchor, ms(10_000), ms(900), ms(440));
+        assert_eq!(
+            place(&mut anchor, ms(2_000), ms(940), ms(480)),
+            (ms(940), Placed::Jumped { by_ms: -8_000 })
+        );
+        // The screen ran on for 5 s while the stream stalled: its next
+        // sample, where the timeline left off, would be late.
+        assert_eq!(
+            place(&mut anchor, ms(2_040), ms(980), ms(6_000)),
+            (ms(6_000), Placed::Jumped { by_ms: 0 })
+        );
     }
 }
