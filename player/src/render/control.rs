@@ -21,6 +21,11 @@ use crate::overlay::{self, StatusScreen};
 /// playlist goes on. Far above any decoder's start-up.
 const STALL: Duration = Duration::from_secs(10);
 
+/// How long a new playlist's first item may take to decode its first
+/// frame while the old one plays on; past it, the switch goes on and the
+/// item shows when it can. Far above a picture's or a video's start-up.
+const READY_WAIT: Duration = Duration::from_secs(2);
+
 /// What the screen should show.
 #[derive(Debug, Clone, PartialEq)]
 enum Showing {
@@ -97,10 +102,16 @@ impl Control {
             match msg {
                 Msg::Play(items) => {
                     info!(items = items.len(), "new playlist");
-                    self.interrupt();
                     self.playlist = items;
                     self.next = 0;
+                    // Its first item is made ready while the old one plays
+                    // on, which is torn down only once the new one started:
+                    // the switch costs the screen about a frame.
+                    let incoming = self.ready_first_item();
+                    let retired = self.retire();
+                    self.prepared = incoming;
                     self.show(Showing::Playlist);
+                    drop(retired);
                 }
                 Msg::Stop => {
                     self.interrupt();
@@ -236,11 +247,24 @@ impl Control {
     /// Tears down the producers and discards what they queued; the item
     /// playing ends uncompleted.
     fn interrupt(&mut self) {
-        // Drop at the sink while tearing down, so a producer blocked on the
-        // full output queue is released at once.
-        lock(&self.timeline).discard_below = gst::ClockTime::MAX;
-        self.prepared = None;
-        let interrupted = self.current.take().and_then(|producer| producer.index);
+        drop(self.retire());
+    }
+
+    /// Stops the producers and drops what they queued for the output; the
+    /// item playing ends uncompleted. Returns them for the caller to tear
+    /// down, which waits for a frame still being pushed (the output drops
+    /// it), so it can start what replaces them first.
+    fn retire(&mut self) -> Vec<Producer> {
+        let interrupted = self.current.as_ref().and_then(|producer| producer.index);
+        let producers: Vec<Producer> = self
+            .current
+            .take()
+            .into_iter()
+            .chain(self.prepared.take())
+            .collect();
+        for producer in &producers {
+            producer.stop_feeding();
+        }
         let mut timeline = lock(&self.timeline);
         timeline.discard_queued();
         if let Some(index) = interrupted {
@@ -249,6 +273,7 @@ impl Control {
                 completed: false,
             });
         }
+        producers
     }
 
     /// Skips the current item if it is stuck.
@@ -337,6 +362,26 @@ impl Control {
         self.generation += 1;
         let source = Source::Item(&self.playlist[position]);
         Producer::build(source, position, self.generation, &self.context())
+    }
+
+    /// The new playlist's first item, built and prepared (waiting for its
+    /// first frame a little), for [`Control::start_next`] to play: not a
+    /// live one (see [`Control::prepare_next`]), nor while the display is
+    /// off. One that fails is reported when it is started.
+    fn ready_first_item(&mut self) -> Option<Producer> {
+        if !self.display_on
+            || self
+                .playlist
+                .first()
+                .is_none_or(|item| matches!(item.kind, MediaKind::Live { .. }))
+        {
+            return None;
+        }
+        let producer = self.build_item(0).ok()?;
+        if producer.prepare().is_ok() {
+            producer.wait_prepared(READY_WAIT);
+        }
+        Some(producer)
     }
 
     /// Prepares the item after the current one. Live items are not: a

@@ -41,11 +41,20 @@
 //! same UDP port, would be wrong); while they start, the screen holds the
 //! previous frame, and `fallbacksrc` shows the fallback at once.
 //!
+//! A new playlist (a new assignment, a schedule edge, an alert's clip) takes
+//! over the same way: its first item is built and prerolled while the old
+//! one plays on; then the old producer stops stamping frames, what it
+//! queued is dropped at the head of the output (an epoch, see
+//! [`timeline`]), and the new item's first frame follows the last frame the
+//! screen took. The old producer is torn down only after that, since its
+//! teardown waits for a frame it may still be pushing.
+//!
 //! A control thread ([`control`]) owns the playlist and the producers. It
 //! sleeps on one channel that carries both the API commands and "producer
 //! finished" notices, so nothing polls. On-screen events come from a probe
 //! on the output sink's pad (see [`timeline`]); it also keeps the last frame
-//! for [`Renderer::screenshot`].
+//! for [`Renderer::screenshot`]. Leftovers of an interruption are dropped by
+//! a probe on the output appsrc's pad, before any work is spent on them.
 //!
 //! When nothing plays (no playlist, or every item of it failed) the status
 //! screen shows: a drawn frame (see [`crate::overlay`]) fed like a still.

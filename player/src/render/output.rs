@@ -9,8 +9,9 @@
 //! GPU and blends them in software for the others. `videoflip` is linked in
 //! only while the picture is turned: even set to identity it copies every
 //! frame. The capsfilter holds the sink to the panel's mode whatever
-//! reaches it (see [`panel_caps`]). A probe on the sink's pad
-//! drives the [`Timeline`] and keeps the last frame for screenshots.
+//! reaches it (see [`panel_caps`]). A probe on the appsrc's pad drops the
+//! leftovers of an interruption (see [`Timeline`]); one on the sink's pad
+//! tells when items start and keeps the last frame for screenshots.
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -97,6 +98,29 @@ impl Output {
             .and_then(|()| gst::Element::link_many([&convert, &scale, &panel, &sink]))
             .map_err(pipeline_error)?;
 
+        let head = appsrc
+            .static_pad("src")
+            .ok_or_else(|| RenderError::Pipeline("the output appsrc has no src pad".into()))?;
+        let head_timeline = Arc::clone(timeline);
+        head.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let Some(buffer) = info.buffer() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let admitted = buffer.pts().is_none_or(|pts| {
+                lock(&head_timeline).admit(
+                    buffer.offset(),
+                    pts,
+                    buffer.duration().unwrap_or(gst::ClockTime::ZERO),
+                )
+            });
+            if admitted {
+                gst::PadProbeReturn::Ok
+            } else {
+                // Handled, not Drop: the bindings release the buffer
+                // themselves, and with Drop the core would release it again.
+                gst::PadProbeReturn::Handled
+            }
+        });
         let sink_pad = sink
             .static_pad("sink")
             .ok_or_else(|| RenderError::Pipeline(format!("{sink_name} has no sink pad")))?;
@@ -106,13 +130,8 @@ impl Output {
             let Some(buffer) = info.buffer() else {
                 return gst::PadProbeReturn::Ok;
             };
-            let keep = buffer
-                .pts()
-                .is_none_or(|pts| lock(&probe_timeline).on_sink_buffer(pts));
-            if !keep {
-                // Handled, not Drop: the bindings release the buffer
-                // themselves, and with Drop the core would release it again.
-                return gst::PadProbeReturn::Handled;
+            if let Some(pts) = buffer.pts() {
+                lock(&probe_timeline).on_sink_buffer(pts);
             }
             if let Some(caps) = pad.current_caps() {
                 let sample = gst::Sample::builder()

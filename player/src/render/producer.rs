@@ -235,6 +235,12 @@ impl Producer {
             .map_err(|_| self.error_or("cannot prepare the producer pipeline"))
     }
 
+    /// Waits, at most `limit`, for [`Producer::prepare`] to finish.
+    pub fn wait_prepared(&self, limit: Duration) {
+        let limit = gst::ClockTime::try_from(limit).unwrap_or(gst::ClockTime::ZERO);
+        let _ = self.pipeline.state(limit);
+    }
+
     /// Starts pushing frames. Sound is delayed by the video still queued
     /// ahead of this item's first frame, so the two go out together.
     pub fn play(&self) -> Result<(), String> {
@@ -266,6 +272,13 @@ impl Producer {
         let mut feed = lock(&self.feed);
         feed.error.get_or_insert(reason);
         feed.finished = true;
+    }
+
+    /// Stamps no frame more, without ending the item: once this returns,
+    /// a frame it stamped is at most being pushed (see
+    /// [`Timeline::discard_queued`]).
+    pub fn stop_feeding(&self) {
+        lock(&self.feed).finished = true;
     }
 
     pub fn set_volume(&self, volume: f64) {
@@ -600,12 +613,13 @@ impl Pusher {
             return Ok(gst::FlowSuccess::Ok);
         };
         let duration = buffer.duration().unwrap_or(self.frame);
-        let out_pts = self.restamp(pts, duration)?;
+        let (out_pts, epoch) = self.restamp(pts, duration)?;
         // The buffer is shared with the sample, so this copies only the
         // header; the frame memory is not copied.
         let header = buffer.make_mut();
         header.set_pts(out_pts);
         header.set_dts(gst::ClockTime::NONE);
+        header.set_offset(epoch);
         // Blocks while the output queue is full: this is the pacing.
         let pushed = self.appsrc.push_buffer(buffer);
         if let Err(flow) = pushed {
@@ -618,13 +632,13 @@ impl Pusher {
         pushed
     }
 
-    /// Output PTS for a sample stamped `pts`; `Err(Eos)` once the item is
-    /// over.
+    /// Output PTS and timeline epoch for a sample stamped `pts`;
+    /// `Err(Eos)` once the item is over.
     fn restamp(
         &self,
         pts: gst::ClockTime,
         duration: gst::ClockTime,
-    ) -> Result<gst::ClockTime, gst::FlowError> {
+    ) -> Result<(gst::ClockTime, u64), gst::FlowError> {
         let mut feed = lock(&self.feed);
         if feed.finished {
             return Err(gst::FlowError::Eos);
@@ -653,7 +667,7 @@ impl Pusher {
         feed.frames += 1;
         feed.progress = Some(Instant::now());
         timeline.next_pts = out_pts + duration;
-        Ok(out_pts)
+        Ok((out_pts, timeline.epoch()))
     }
 
     /// Records the item's first error and ends it.

@@ -397,6 +397,54 @@ async fn a_single_item_loops_seamlessly() {
     assert!(frames.len() >= 30);
 }
 
+/// A new playlist takes over from the one playing at the next frame: its
+/// first frame follows the last one shown of the old (no gap, no black
+/// frame), and none of the old one's queued frames shows after it.
+#[tokio::test]
+async fn a_new_playlist_takes_over_at_the_next_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let red = clip(dir.path(), "red", (320, 180), 25, 250);
+    let green = png(dir.path(), "green", (200, 300));
+    let mut rig = Rig::start();
+    rig.renderer
+        .play(vec![item(0, &red, MediaKind::Video, None)]);
+    rig.wait_event(started(0)).await;
+    tokio::time::sleep(FRAME * 10).await;
+
+    let asked = Instant::now();
+    rig.renderer
+        .play(vec![item(0, &green, MediaKind::Image, Some(5000))]);
+    rig.wait_event(ended(0, false)).await;
+    rig.wait_event(started(0)).await;
+    // Generous: the switch benchmark measures it (make bench-switch).
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    rig.wait_color(Color::Green).await;
+    tokio::time::sleep(FRAME * 5).await;
+
+    let frames = rig.frames();
+    let switch = frames.iter().position(|f| f.color == Color::Green).unwrap();
+    let (last_red, first_green) = (frames[switch - 1], frames[switch]);
+    assert_eq!(last_red.color, Color::Red, "{frames:?}");
+    let frame_ns = gst::ClockTime::from_nseconds(FRAME.as_nanos() as u64);
+    let step = first_green.pts.saturating_sub(last_red.pts);
+    assert!(
+        step > gst::ClockTime::ZERO && step <= frame_ns * 2,
+        "a gap at the switch: {last_red:?} then {first_green:?}"
+    );
+    assert!(
+        frames[switch..].iter().all(|f| f.color == Color::Green),
+        "an old frame after the switch: {frames:?}"
+    );
+    assert!(
+        frames.iter().all(|f| f.color != Color::Black),
+        "a black frame showed"
+    );
+}
+
 #[tokio::test]
 async fn vp9_in_webm_and_h265_in_matroska_play_too() {
     let dir = tempfile::tempdir().unwrap();

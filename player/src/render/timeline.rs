@@ -1,13 +1,19 @@
 //! The output timeline, shared by the control thread, the producers'
-//! streaming threads and the output sink's pad probe.
+//! streaming threads and the output's pad probes.
 //!
 //! Producers stamp their frames one after the other on it; each item
-//! registers a marker with the output PTS of its first frame, and the probe
-//! emits [`RenderEvent::ItemStarted`] when that frame reaches the sink.
-//! Events raised while an earlier marker is still in flight are held behind
-//! it, so consumers see events in on-screen order. Interruptions drop the
-//! queued leftovers at the probe instead of letting them play out, which
-//! keeps `play()`/`stop()` prompt.
+//! registers a marker with the output PTS of its first frame, and the sink
+//! probe emits [`RenderEvent::ItemStarted`] when that frame reaches the
+//! sink. Events raised while an earlier marker is still in flight are held
+//! behind it, so consumers see events in on-screen order.
+//!
+//! Interruptions drop what is queued for the output instead of letting it
+//! play out, which keeps `play()`/`stop()` prompt: every frame carries the
+//! epoch it was stamped in (in its buffer offset, which no element of the
+//! output uses for video), an interruption starts a new epoch, and the probe
+//! at the head of the output drops frames of earlier ones before any work
+//! is spent on them. What comes next goes on right after the last frame the
+//! screen took, not after the dropped ones, so it is not held back by them.
 
 use std::collections::VecDeque;
 
@@ -22,9 +28,11 @@ pub(super) struct Timeline {
     /// End of the last buffer handed to the appsrc: where the next item
     /// continues the timeline.
     pub next_pts: gst::ClockTime,
-    /// Buffers stamped below this are leftovers of an interrupted item and
-    /// are dropped at the sink.
-    pub discard_below: gst::ClockTime,
+    /// Frames stamped in an earlier epoch are leftovers of an interruption.
+    epoch: u64,
+    /// End of the last frame the output took: where the timeline goes on
+    /// once the leftovers after it are dropped.
+    taken_end: gst::ClockTime,
     /// Items whose first frame is on its way to the sink, in timeline order.
     pending: VecDeque<StartMarker>,
 }
@@ -44,7 +52,8 @@ impl Timeline {
         Timeline {
             events,
             next_pts: gst::ClockTime::ZERO,
-            discard_below: gst::ClockTime::ZERO,
+            epoch: 0,
+            taken_end: gst::ClockTime::ZERO,
             pending: VecDeque::new(),
         }
     }
@@ -72,11 +81,22 @@ impl Timeline {
         let _ = self.events.send(event);
     }
 
-    /// Called for each buffer reaching the sink; false = drop it.
-    pub fn on_sink_buffer(&mut self, pts: gst::ClockTime) -> bool {
-        if pts < self.discard_below {
+    /// The epoch to stamp frames with now.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Called for each buffer entering the output; false = drop it.
+    pub fn admit(&mut self, epoch: u64, pts: gst::ClockTime, duration: gst::ClockTime) -> bool {
+        if epoch != self.epoch {
             return false;
         }
+        self.taken_end = self.taken_end.max(pts + duration);
+        true
+    }
+
+    /// Called for each buffer reaching the sink.
+    pub fn on_sink_buffer(&mut self, pts: gst::ClockTime) {
         while let Some(marker) = self.pending.pop_front_if(|m| m.pts <= pts) {
             if let Some(index) = marker.index {
                 self.send(RenderEvent::ItemStarted { index });
@@ -85,14 +105,16 @@ impl Timeline {
                 self.send(event);
             }
         }
-        true
     }
 
-    /// Drops everything queued for the output so far (after the producer
-    /// that fed it is gone). Items that never reached the screen get no
-    /// `ItemStarted`, but their deferred events still go out.
+    /// Drops everything queued for the output so far; the timeline goes on
+    /// after the last frame the output took. Callers first stop the
+    /// producers that fed it, so none stamps another frame of this epoch.
+    /// Items that never reached the screen get no `ItemStarted`, but their
+    /// deferred events still go out.
     pub fn discard_queued(&mut self) {
-        self.discard_below = self.next_pts;
+        self.epoch += 1;
+        self.next_pts = self.taken_end;
         for marker in std::mem::take(&mut self.pending) {
             for event in marker.then {
                 self.send(event);
@@ -104,6 +126,51 @@ impl Timeline {
     pub fn restart(&mut self) {
         self.discard_queued();
         self.next_pts = gst::ClockTime::ZERO;
-        self.discard_below = gst::ClockTime::ZERO;
+        self.taken_end = gst::ClockTime::ZERO;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(ms: u64) -> gst::ClockTime {
+        gst::ClockTime::from_mseconds(ms)
+    }
+
+    #[test]
+    fn after_an_interruption_the_leftovers_drop_and_the_timeline_goes_on_from_the_screen() {
+        let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let mut timeline = Timeline::new(events);
+        let old = timeline.epoch();
+        // Five frames of 40 ms queued; the output took the first two.
+        timeline.mark_start(ms(0), Some(0));
+        timeline.next_pts = ms(200);
+        assert!(timeline.admit(old, ms(0), ms(40)));
+        timeline.on_sink_buffer(ms(0));
+        assert!(timeline.admit(old, ms(40), ms(40)));
+        timeline.mark_start(ms(200), Some(1));
+        timeline.emit(RenderEvent::ItemEnded {
+            index: 0,
+            completed: false,
+        });
+
+        timeline.discard_queued();
+        assert_eq!(timeline.next_pts, ms(80), "goes on after the frames taken");
+        assert!(!timeline.admit(old, ms(80), ms(40)), "a leftover");
+        assert!(timeline.admit(timeline.epoch(), ms(80), ms(40)));
+        assert_eq!(
+            received.try_recv().ok(),
+            Some(RenderEvent::ItemStarted { index: 0 })
+        );
+        // Item 1 never showed: no ItemStarted, but its deferred event.
+        assert_eq!(
+            received.try_recv().ok(),
+            Some(RenderEvent::ItemEnded {
+                index: 0,
+                completed: false
+            })
+        );
+        assert!(received.try_recv().is_err());
     }
 }
