@@ -26,6 +26,11 @@ const STALL: Duration = Duration::from_secs(10);
 /// item shows when it can. Far above a picture's or a video's start-up.
 const READY_WAIT: Duration = Duration::from_secs(2);
 
+/// The first wait before trying again to start an output that would not
+/// start, doubled at each failure up to [`OUTPUT_RETRY_MAX`].
+const OUTPUT_RETRY_FIRST: Duration = Duration::from_millis(200);
+const OUTPUT_RETRY_MAX: Duration = Duration::from_secs(10);
+
 /// What the screen should show.
 #[derive(Debug, Clone, PartialEq)]
 enum Showing {
@@ -55,6 +60,9 @@ pub(super) struct Control {
     /// Tags producers so notices from torn-down ones are ignored.
     generation: u64,
     display_on: bool,
+    /// The output failed to start: when to try again, and the wait before
+    /// the try after that.
+    output_retry: Option<(Instant, Duration)>,
 }
 
 impl Control {
@@ -77,14 +85,18 @@ impl Control {
             prepared: None,
             generation: 0,
             display_on: true,
+            output_retry: None,
         }
     }
 
     pub fn run(mut self, commands: mpsc::Receiver<Msg>) {
         // `self.notices` keeps the channel open, so only Shutdown ends this.
-        // The only timed wait is the stall watch of a playing file item.
+        // The only timed waits are the stall watch of a playing file item
+        // and the next try at starting an output that would not start.
         loop {
-            let deadline = self.current.as_ref().and_then(|p| p.stall_deadline(STALL));
+            let stall = self.current.as_ref().and_then(|p| p.stall_deadline(STALL));
+            let retry = self.output_retry.map(|(at, _)| at);
+            let deadline = stall.into_iter().chain(retry).min();
             let msg = match deadline {
                 None => commands
                     .recv()
@@ -95,6 +107,7 @@ impl Control {
                 Ok(msg) => msg,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     self.check_stall();
+                    self.retry_output();
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -184,6 +197,11 @@ impl Control {
     }
 
     fn set_display(&mut self, on: bool) {
+        if !on {
+            // Off is off, even while an output that would not start waits
+            // for its next try.
+            self.output_retry = None;
+        }
         if on == self.display_on {
             return;
         }
@@ -223,17 +241,43 @@ impl Control {
         }
     }
 
-    /// Brings the output back from NULL; its running time starts over.
+    /// Brings the output back from NULL; its running time starts over. A
+    /// display server or a KMS device may refuse for a moment (an X server
+    /// under load has refused a connection): when it fails, it is tried
+    /// again, sooner first, then every [`OUTPUT_RETRY_MAX`], until it
+    /// starts or the display is turned off.
     fn restart_output(&mut self) -> bool {
         match self.output.set_on(true) {
             Ok(()) => {
                 lock(&self.timeline).restart();
+                self.output_retry = None;
                 true
             }
             Err(e) => {
-                error!(error = %e, "cannot start the output");
+                let wait = self.output_retry.map_or(OUTPUT_RETRY_FIRST, |(_, wait)| {
+                    (wait * 2).min(OUTPUT_RETRY_MAX)
+                });
+                let retry_in_ms = wait.as_millis() as u64;
+                if wait < OUTPUT_RETRY_MAX {
+                    warn!(error = %e, retry_in_ms, "cannot start the output");
+                } else {
+                    error!(error = %e, retry_in_ms, "cannot start the output");
+                }
+                self.output_retry = Some((Instant::now() + wait, wait));
                 false
             }
+        }
+    }
+
+    /// Tries again to start an output that would not start, when it is time.
+    fn retry_output(&mut self) {
+        let due = self
+            .output_retry
+            .is_some_and(|(at, _)| at <= Instant::now());
+        if due && self.restart_output() {
+            info!("the output started");
+            self.display_on = true;
+            self.show(self.showing.clone());
         }
     }
 

@@ -279,19 +279,27 @@ impl Output {
         bus.set_sync_handler(move |_, msg| {
             match msg.view() {
                 gst::MessageView::Error(err) => {
-                    error!(
-                        source = ?err.src().map(|s| s.path_string()),
-                        debug = ?err.debug(),
-                        "output error: {}",
-                        err.error()
-                    );
+                    let running = feed
+                        .upgrade()
+                        .is_some_and(|appsrc| appsrc.current_state() == gst::State::Playing);
+                    let source = err.src().map(|s| s.path_string());
+                    if running {
+                        error!(?source, debug = ?err.debug(), "output error: {}", err.error());
+                    } else {
+                        // A failed start: the caller reports it and tries again.
+                        warn!(?source, debug = ?err.debug(), "output error: {}", err.error());
+                    }
                     *lock(&last_error) = Some(err.error().to_string());
                     // The output's streaming thread has stopped, so its full
                     // queue would never drain and a producer pushing into it
                     // would block forever (hanging play/stop/shutdown).
                     // Flushing makes every push fail instead: items then fail
-                    // fast and the renderer idles.
-                    if let Some(appsrc) = feed.upgrade() {
+                    // fast and the renderer idles. Not when the output failed
+                    // to start (the sink refused its state change): nothing
+                    // pushes then, and the flush would outlive the failed
+                    // start, leaving the next start that works with an appsrc
+                    // that never sends a frame (seen on Xvfb under load).
+                    if let Some(appsrc) = feed.upgrade().filter(|_| running) {
                         appsrc.send_event(gst::event::FlushStart::new());
                     }
                 }
