@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS documents (
     envelope    TEXT NOT NULL,
     accepted_at TEXT NOT NULL
 );
+-- The single alert stream of before alert ids: such an alert has no id
+-- and would be refused now.
+DELETE FROM documents WHERE stream = 'alert';
 CREATE TABLE IF NOT EXISTS roots (
     version  INTEGER PRIMARY KEY,
     envelope TEXT NOT NULL
@@ -165,7 +168,7 @@ impl Store {
     pub fn publisher_documents(&self) -> Result<Vec<(String, StoredDocument)>, StoreError> {
         let mut stmt = self.db.prepare(
             "SELECT stream, version, envelope FROM documents
-             WHERE stream LIKE 'assignment:%' OR stream = 'alert'",
+             WHERE stream LIKE 'assignment:%' OR stream LIKE 'alert:%'",
         )?;
         let rows = stmt.query_map([], |row| {
             Ok((
@@ -177,6 +180,13 @@ impl Store {
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets a stream: its document and its version floor.
+    pub fn forget_document(&self, stream: &str) -> Result<(), StoreError> {
+        self.db
+            .execute("DELETE FROM documents WHERE stream = ?1", [stream])?;
+        Ok(())
     }
 
     /// Resets a stream's version floor to 0, keeping its document: its

@@ -323,8 +323,13 @@ pub fn assignment_stream(target: &str) -> String {
     format!("assignment:{target}")
 }
 
-/// The durable stream of the fleet's alerts.
-pub const ALERT_STREAM: &str = "alert";
+/// The prefix of the alerts' durable streams, one per alert id.
+pub const ALERT_STREAMS: &str = "alert:";
+
+/// The durable stream an alert's version floor belongs to.
+pub fn alert_stream(id: &str) -> String {
+    format!("{ALERT_STREAMS}{id}")
+}
 
 #[cfg(test)]
 mod tests {

@@ -467,15 +467,24 @@ impl Assignment {
 }
 
 /// A message shown over everything until it expires or a higher version
-/// with `active: false` clears it (DESIGN.md §6).
+/// of the same alert with `active: false` clears it (DESIGN.md §6).
+/// Alerts are independent: each `id` has its own retained topic and
+/// version stream, and a screen shows the active alert of highest
+/// `priority` (then the newest) among those that target it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     pub kind: String,
     pub fleet: String,
+    /// Which alert this is: `[A-Za-z0-9._-]`, at most 64 characters (it is
+    /// a topic level).
+    pub id: String,
     pub version: u64,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
     pub active: bool,
+    /// Which of several active alerts a screen shows: the highest.
+    #[serde(default)]
+    pub priority: u32,
     /// `device:<id>` or `group:<name>` entries; absent = the whole fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<Vec<String>>,
@@ -491,8 +500,23 @@ fn fullscreen() -> String {
     "fullscreen".to_string()
 }
 
+/// An alert id is a topic level of its own: short, and no MQTT wildcard or
+/// separator can hide in it.
+pub fn is_valid_alert_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 impl Alert {
     pub fn validate(&self) -> Result<(), Rejection> {
+        if !is_valid_alert_id(&self.id) {
+            return Err(Rejection::Malformed(format!(
+                "alert id {:?} is not 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'",
+                self.id
+            )));
+        }
         if !matches!(self.style.as_str(), "fullscreen" | "banner") {
             return Err(Rejection::Malformed(format!(
                 "alert style {:?} is neither fullscreen nor banner",

@@ -59,8 +59,27 @@ impl Topics {
         }
     }
 
-    pub fn alert(&self) -> String {
-        format!("{}alert", self.prefix)
+    /// One alert's retained topic.
+    pub fn alert(&self, id: &str) -> String {
+        format!("{}alert/{id}", self.prefix)
+    }
+
+    /// Every alert of the fleet.
+    pub fn alert_filter(&self) -> String {
+        self.alert("+")
+    }
+
+    /// The alert id an alert topic stands for.
+    pub fn alert_id<'t>(&self, topic: &'t str) -> Option<&'t str> {
+        topic
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix("alert/")
+            .filter(|id| crate::document::is_valid_alert_id(id))
+    }
+
+    /// Everything of the fleet (the operator tool's ACL).
+    pub fn fleet_filter(&self) -> String {
+        format!("{}#", self.prefix)
     }
 
     pub fn command(&self, device: &str) -> String {
@@ -113,7 +132,13 @@ mod tests {
             "phare/acme/group/lobby/assignment"
         );
         assert_eq!(t.status("lobby-1"), "phare/acme/device/lobby-1/status");
-        assert_eq!(Topics::new("x/y").alert(), "x/y/alert");
+        let topics = Topics::new("x/y");
+        assert_eq!(topics.alert("evac"), "x/y/alert/evac");
+        assert_eq!(topics.alert_filter(), "x/y/alert/+");
+        assert_eq!(topics.alert_id("x/y/alert/evac-1"), Some("evac-1"));
+        assert_eq!(topics.alert_id("x/y/alert/a/b"), None);
+        assert_eq!(topics.alert_id("x/y/alert/"), None);
+        assert_eq!(topics.alert_id("x/z/alert/evac"), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! and the demo. The library part is what the end-to-end tests drive too,
 //! so that they exercise the same code operators run.
 
+pub mod alert;
 pub mod asset;
 pub mod broker;
 pub mod ca;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use phare_protocol::envelope::payload_type;
 use phare_protocol::{Envelope, RoleName};
 use phare_provisioning::ca::Tool;
-use phare_provisioning::{asset, demo, fleet, keys, pop, publish};
+use phare_provisioning::{alert, asset, demo, fleet, keys, pop, publish, registry, terminal};
 
 use cli::broker::BrokerCommand;
 use cli::device::DeviceCommand;
@@ -131,10 +131,14 @@ enum FleetCommand {
 
 #[derive(Subcommand)]
 enum AlertCommand {
-    /// Sign and publish an alert: it takes over the screens until it
-    /// expires or is cleared.
+    /// Sign and publish an alert: it goes over everything on the screens it
+    /// targets until it expires or is cleared. Alerts are independent:
+    /// each has its own id, and a screen shows the active alert of highest
+    /// priority (then the newest) among those that target it. Prints which
+    /// screens it reaches (enrolled devices and retained statuses) and
+    /// warns about targets that match none.
     Send {
-        /// The keyring holding a publisher key.
+        /// The keyring holding a publisher key (and devices.json).
         #[arg(long, default_value = "keys")]
         keyring: PathBuf,
         /// Broker URL; repeat to publish to every broker.
@@ -142,12 +146,20 @@ enum AlertCommand {
         brokers: Vec<String>,
         #[command(flatten)]
         auth: BrokerAuth,
+        /// Which alert: sending again with the same id replaces it. Default:
+        /// a new id from the time (printed, to clear it with).
+        #[arg(long)]
+        id: Option<String>,
         /// The text shown.
         #[arg(long)]
         message: String,
         /// fullscreen or banner.
         #[arg(long, default_value = "fullscreen")]
         style: String,
+        /// Of several active alerts, a screen shows the highest. Default:
+        /// 100 for fullscreen, 50 for banner.
+        #[arg(long)]
+        priority: Option<u32>,
         /// `device:<id>` or `group:<name>`; repeatable. None: the whole fleet.
         #[arg(long = "target")]
         targets: Vec<String>,
@@ -158,7 +170,8 @@ enum AlertCommand {
         #[arg(long)]
         asset: Option<String>,
     },
-    /// Clear the current alert (a newer version with `active: false`).
+    /// Clear one alert (a newer version of it with `active: false`); the
+    /// others stay up.
     Clear {
         /// The keyring holding a publisher key.
         #[arg(long, default_value = "keys")]
@@ -168,6 +181,9 @@ enum AlertCommand {
         brokers: Vec<String>,
         #[command(flatten)]
         auth: BrokerAuth,
+        /// The alert to clear (as `alert send` printed it).
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -331,64 +347,109 @@ fn report_root(written: keys::RootWritten) {
 }
 
 async fn alert_command(command: AlertCommand) -> anyhow::Result<()> {
-    let (keyring_dir, ring, brokers, auth, document) = match command {
+    let now = jiff::Timestamp::now();
+    let (keyring_dir, brokers, auth, alert) = match command {
         AlertCommand::Send {
             keyring,
             brokers,
             auth,
+            id,
             message,
             style,
+            priority,
             targets,
             minutes,
             asset,
         } => {
-            let ring = keys::Keyring::open(&keyring)?;
-            let now = jiff::Timestamp::now();
-            let mut alert = serde_json::json!({
-                "kind": "alert", "fleet": ring.root().fleet, "version": now.as_millisecond(),
-                "issued_at": now, "expires_at": now.checked_add(jiff::SignedDuration::from_mins(minutes))?,
-                "active": true, "message": message, "style": style,
-            });
-            if !targets.is_empty() {
-                alert["targets"] = targets.into();
-            }
-            if let Some(asset) = asset {
-                alert["asset"] = asset.into();
-            }
-            (keyring, ring, brokers, auth, alert)
+            let fleet = keys::Keyring::open(&keyring)?.root().fleet.clone();
+            let spec = alert::AlertSpec {
+                id,
+                message,
+                style,
+                priority,
+                targets,
+                lasts: jiff::SignedDuration::from_mins(minutes),
+                asset,
+            };
+            (keyring, brokers, auth, alert::new_alert(&fleet, spec, now)?)
         }
         AlertCommand::Clear {
             keyring,
             brokers,
             auth,
+            id,
         } => {
-            let ring = keys::Keyring::open(&keyring)?;
-            let now = jiff::Timestamp::now();
-            let clear = serde_json::json!({
-                "kind": "alert", "fleet": ring.root().fleet, "version": now.as_millisecond(),
-                "issued_at": now, "expires_at": now.checked_add(jiff::SignedDuration::from_hours(24))?,
-                "active": false, "message": "",
-            });
-            (keyring, ring, brokers, auth, clear)
+            let fleet = keys::Keyring::open(&keyring)?.root().fleet.clone();
+            (keyring, brokers, auth, alert::clearing(&fleet, &id, now)?)
         }
     };
-    // Versions are milliseconds since the epoch: always newer than the last.
-    let envelope = ring.sign("alert", &document)?;
+    let ring = keys::Keyring::open(&keyring_dir)?;
+    let envelope = ring.sign("alert", &serde_json::to_value(&alert)?)?;
     let route = publish::route_for(&envelope, None)?;
     for broker in &brokers {
+        let endpoint = auth.endpoint(broker, &keyring_dir);
         publish::publish(
-            &auth.endpoint(broker, &keyring_dir),
+            &endpoint,
             &route.topic,
             envelope.to_json().into_bytes(),
             route.retain,
         )
         .await?;
+        let what = if alert.active { "published" } else { "cleared" };
         println!(
-            "alert version {} published to {broker}",
-            document["version"]
+            "alert {:?} version {} {what} on {broker}",
+            alert.id, alert.version
+        );
+    }
+    if alert.active {
+        report_reach(&alert, &keyring_dir, &auth, &brokers[0]).await;
+        println!(
+            "clear it with: phare alert clear --keyring {} --broker {} --id {}",
+            keyring_dir.display(),
+            brokers[0],
+            alert.id
         );
     }
     Ok(())
+}
+
+/// Says which screens `alert` reaches, from the registry and the retained
+/// statuses; warns about targets that match none. The alert is out
+/// already: what cannot be read here is only a warning.
+async fn report_reach(
+    alert: &phare_protocol::document::Alert,
+    keyring: &std::path::Path,
+    auth: &BrokerAuth,
+    broker: &str,
+) {
+    let registry = registry::Registry::load(keyring).unwrap_or_else(|e| {
+        eprintln!("warning: {e:#}");
+        registry::Registry::default()
+    });
+    let topics = phare_protocol::topics::Topics::for_fleet(&alert.fleet);
+    let endpoint = auth.endpoint(broker, keyring);
+    let statuses = match fleet::collect(&endpoint, &topics, Duration::from_millis(500)).await {
+        Ok(collected) => collected.statuses,
+        Err(e) => {
+            eprintln!("warning: cannot read the screens' statuses: {e:#}");
+            Vec::new()
+        }
+    };
+    let reach = alert::reach(alert, &registry, &statuses);
+    let names: Vec<&str> = reach.screens.iter().map(String::as_str).collect();
+    println!(
+        "it reaches {} screen(s), {} of them online: {}",
+        reach.screens.len(),
+        reach.online.len(),
+        terminal::printable(&names.join(", "), 2000)
+    );
+    for target in &reach.unmatched {
+        eprintln!(
+            "warning: target {} matches no screen (not in {}, no status on the broker): a typo?",
+            terminal::printable(target, 200),
+            registry::Registry::path(keyring).display()
+        );
+    }
 }
 
 fn keys_command(command: KeysCommand) -> anyhow::Result<()> {

@@ -153,14 +153,14 @@ pub fn acl(fleet: &str, topics: &Topics, registry: &Registry) -> String {
          # mosquitto (SIGHUP). Usernames are certificate common names.\n\
          # `pattern` lines apply to every user wherever they stand; `topic` lines to\n\
          # the `user` above them.\n\n\
-         # Every device: its own streams, the fleet's roots and alert.\n"
+         # Every device: its own streams, the fleet's roots and alerts.\n"
     );
     let own = "%u";
     let lines = [
         ("read", topics.device_assignment(own)),
         ("read", topics.command(own)),
         ("read", topics.root_filter()),
-        ("read", topics.alert()),
+        ("read", topics.alert_filter()),
         ("write", topics.status(own)),
         ("write", topics.events(own)),
         ("write", topics.pop(own)),
@@ -169,13 +169,10 @@ pub fn acl(fleet: &str, topics: &Topics, registry: &Registry) -> String {
     for (access, topic) in lines {
         let _ = writeln!(text, "pattern {access} {topic}");
     }
-    // Every topic of the fleet: the prefix is what the alert topic
-    // adds its name to.
-    let fleet_prefix = topics.alert();
-    let fleet_prefix = fleet_prefix.strip_suffix("alert").unwrap_or(&fleet_prefix);
     let _ = write!(
         text,
-        "\n# The operator tool: everything of the fleet.\nuser {OPERATOR_NAME}\ntopic readwrite {fleet_prefix}#\n"
+        "\n# The operator tool: everything of the fleet.\nuser {OPERATOR_NAME}\ntopic readwrite {}\n",
+        topics.fleet_filter()
     );
     let _ = write!(
         text,
@@ -290,7 +287,7 @@ mod tests {
                 "pattern read phare/acme/device/%u/assignment",
                 "pattern read phare/acme/device/%u/command",
                 "pattern read phare/acme/trust/root/+",
-                "pattern read phare/acme/alert",
+                "pattern read phare/acme/alert/+",
                 "pattern write phare/acme/device/%u/status",
                 "pattern write phare/acme/device/%u/events",
                 "pattern write phare/acme/device/%u/pop",

@@ -56,7 +56,14 @@ pub fn route_for(envelope: &Envelope, prefix: Option<&str>) -> anyhow::Result<Ro
                     .with_context(|| format!("bad target {target:?}"))?,
             )
         }
-        Some("alert") => retained(topics.alert()),
+        Some("alert") => {
+            let id = field("id").context("the alert has no id")?;
+            anyhow::ensure!(
+                phare_protocol::document::is_valid_alert_id(&id),
+                "alert id {id:?} is not 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'"
+            );
+            retained(topics.alert(&id))
+        }
         Some("command") => {
             let device = field("device").context("the command names no device")?;
             Ok(Route {

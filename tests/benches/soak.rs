@@ -120,7 +120,7 @@ impl Drop for Tmpfs {
 
 fn alert(version: i64, active: bool) -> serde_json::Value {
     let now = Timestamp::now();
-    json!({"kind": "alert", "fleet": FLEET, "version": version, "issued_at": now,
+    json!({"kind": "alert", "fleet": FLEET, "id": "soak", "version": version, "issued_at": now,
            "expires_at": now.checked_add(SignedDuration::from_mins(10)).unwrap(),
            "active": active, "message": "Soak", "style": "banner"})
 }

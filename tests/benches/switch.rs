@@ -46,7 +46,7 @@ async fn main() {
         let version = trial as i64 * 2 + 1;
         let now = Timestamp::now();
         let document = |version: i64, active: bool| {
-            json!({"kind": "alert", "fleet": FLEET, "version": version, "issued_at": now,
+            json!({"kind": "alert", "fleet": FLEET, "id": "bench", "version": version, "issued_at": now,
                    "expires_at": now.checked_add(SignedDuration::from_mins(10)).unwrap(),
                    "active": active, "message": "Bench", "style": "banner"})
         };

@@ -247,9 +247,14 @@ async fn only_the_fleets_certificates_get_in() {
         operator.auth.cert_file.is_some(),
         "the keyring's certificate is the default"
     );
-    publish(&operator, &world.topic("alert"), b"hello".to_vec(), true)
-        .await
-        .unwrap();
+    publish(
+        &operator,
+        &world.topic("alert/evac"),
+        b"hello".to_vec(),
+        true,
+    )
+    .await
+    .unwrap();
 
     // (b) A certificate from another fleet's CA is refused in the handshake.
     let rival = tempfile::tempdir().unwrap();
@@ -292,7 +297,7 @@ async fn each_device_reads_and_writes_only_its_own_topics() {
         "group/lobby/assignment",
         "group/hall/assignment",
         "trust/root/1",
-        "alert",
+        "alert/evac",
     ];
     for rest in retained {
         let topic = world.topic(rest);
@@ -312,7 +317,7 @@ async fn each_device_reads_and_writes_only_its_own_topics() {
         "device/lobby-1/assignment",
         "group/lobby/assignment",
         "trust/root/+",
-        "alert",
+        "alert/+",
     ] {
         lobby1.subscribe(&world.topic(rest)).await;
     }
@@ -320,7 +325,7 @@ async fn each_device_reads_and_writes_only_its_own_topics() {
         "device/lobby-1/assignment",
         "group/lobby/assignment",
         "trust/root/1",
-        "alert",
+        "alert/evac",
     ] {
         assert_eq!(lobby1.wait_for(&world.topic(rest)).await, [rest]);
     }
@@ -743,7 +748,7 @@ async fn a_revoked_screen_is_refused_once_the_broker_rereads_the_list() {
     // The operator still gets in.
     publish(
         &world.operator(),
-        &world.topic("alert"),
+        &world.topic("alert/evac"),
         b"x".to_vec(),
         true,
     )

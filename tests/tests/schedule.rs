@@ -66,7 +66,7 @@ fn alert(
     scene.sign(
         "alert",
         &json!({
-            "kind": "alert", "fleet": FLEET, "version": version, "issued_at": now,
+            "kind": "alert", "fleet": FLEET, "id": "evac", "version": version, "issued_at": now,
             "expires_at": now.checked_add(lasts).unwrap(), "active": active,
             "message": "Exercice d'évacuation — rendez-vous parking B", "style": "fullscreen",
         }),
@@ -157,6 +157,91 @@ async fn an_alert_survives_a_restart_with_the_broker_down_until_cleared() {
     )
     .await;
     player.wait_status("the alert cleared", |s| {
+        s["alert"].is_null() && !s["broker"].is_null()
+    });
+}
+
+/// One alert of the fleet, signed: `targets` none for the whole fleet.
+fn alert_of(
+    scene: &Scene,
+    id: &str,
+    (version, active): (i64, bool),
+    (style, priority): (&str, u32),
+    targets: &[&str],
+) -> phare_protocol::Envelope {
+    let now = Timestamp::now();
+    let mut document = json!({
+        "kind": "alert", "fleet": FLEET, "id": id, "version": version, "issued_at": now,
+        "expires_at": now.checked_add(SignedDuration::from_hours(1)).unwrap(),
+        "active": active, "priority": priority, "message": format!("Alerte {id}"), "style": style,
+    });
+    if !targets.is_empty() {
+        document["targets"] = json!(targets);
+    }
+    scene.sign("alert", &document)
+}
+
+/// Alerts are independent: an alert for another screen, one of higher
+/// priority for this one, and its clearing, neither hide for good nor
+/// clear the full-screen evacuation; what is up survives a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_independent_and_the_most_important_one_shows() {
+    let mut scene = Scene::new().await;
+    let image = scene.fleet.image("usual.png", "smpte");
+    scene.publish_assignment(1, &[&image]).await;
+    let mut player = scene.start_player();
+    player.wait_status("playing", playing_version(1));
+    let shown = |id: &'static str| move |s: &Value| s["alert"]["id"] == id;
+
+    let evacuation = ("fullscreen", 100);
+    publish(
+        &scene.broker,
+        &alert_of(&scene, "evac", (1, true), evacuation, &[]),
+    )
+    .await;
+    let status = player.wait_status("the evacuation", shown("evac"));
+    assert_eq!(status["alert"]["priority"], 100, "{status}");
+    // A typo'd target: for another screen. Then a more important one for
+    // this screen, which shows over the evacuation while it lasts.
+    let elsewhere = alert_of(
+        &scene,
+        "cafe",
+        (1, true),
+        ("banner", 500),
+        &["device:lobby-2"],
+    );
+    publish(&scene.broker, &elsewhere).await;
+    let here = alert_of(
+        &scene,
+        "here",
+        (1, true),
+        ("banner", 200),
+        &[&format!("device:{DEVICE}")],
+    );
+    publish(&scene.broker, &here).await;
+    player.wait_status("the more important alert", shown("here"));
+    // Clearing it clears it only.
+    publish(
+        &scene.broker,
+        &alert_of(&scene, "here", (2, false), ("banner", 200), &[]),
+    )
+    .await;
+    player.wait_status("the evacuation again", shown("evac"));
+
+    player.stop();
+    scene.broker.stop();
+    std::fs::remove_file(player.data_dir.join("status.json")).unwrap();
+    player.restart();
+    let status = player.wait_status("the evacuation after a restart", shown("evac"));
+    assert!(status["broker"].is_null(), "{status}");
+
+    scene.broker.restart();
+    publish(
+        &scene.broker,
+        &alert_of(&scene, "evac", (2, false), evacuation, &[]),
+    )
+    .await;
+    player.wait_status("no alert", |s| {
         s["alert"].is_null() && !s["broker"].is_null()
     });
 }

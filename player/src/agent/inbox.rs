@@ -19,8 +19,8 @@ impl Agent {
             self.on_root(topic, version, envelope);
         } else if let Some(target) = self.target_of(topic) {
             self.on_assignment(&target, envelope);
-        } else if topic == self.topics.alert() {
-            self.on_alert(envelope);
+        } else if let Some(id) = self.topics.alert_id(topic) {
+            self.on_alert(id.to_owned(), envelope);
         } else if topic == self.topics.command(&self.config.device_id) {
             self.on_command(envelope);
         }
@@ -60,7 +60,7 @@ impl Agent {
             Err(e) => return tracing::error!(error = %e, "reading the version floors"),
         };
         for (stream, stored) in documents {
-            let still_signed = if stream == ALERT_STREAM {
+            let still_signed = if stream.starts_with(ALERT_STREAMS) {
                 self.trust.reverify_alert(&stored).is_ok()
             } else {
                 self.trust.reverify_stored(&stored).is_ok()
@@ -116,35 +116,75 @@ impl Agent {
         self.publish_status();
     }
 
-    pub(super) fn on_alert(&mut self, envelope: Envelope) {
-        let floor = match self.store.document(ALERT_STREAM) {
+    /// One alert's new version, from its own topic: it replaces that
+    /// alert's previous version only, never another alert.
+    pub(super) fn on_alert(&mut self, id: String, envelope: Envelope) {
+        let stream = alert_stream(&id);
+        let floor = match self.store.document(&stream) {
             Ok(floor) => floor,
             Err(e) => return tracing::error!(error = %e, "reading the alert floor"),
         };
         let now = self.now();
         let alert = match self.trust.verify_alert(&envelope, floor.as_ref(), now) {
+            // Published on another alert's topic, it would replace that one.
+            Ok(Verdict::New(alert)) if alert.id != id => {
+                let why = format!(
+                    "alert {:?} published on the topic of alert {id:?}",
+                    alert.id
+                );
+                return self.reject(&stream, &Rejection::Malformed(why));
+            }
             Ok(Verdict::New(alert)) => *alert,
             Ok(Verdict::Known) => return,
-            Err(rejection) => return self.reject(ALERT_STREAM, &rejection),
+            Err(rejection) => return self.reject(&stream, &rejection),
         };
         if let Err(rejection) = self.check_issued_at(alert.issued_at) {
-            return self.reject(ALERT_STREAM, &rejection);
+            return self.reject(&stream, &rejection);
+        }
+        if !self.alerts.contains_key(&id) && !self.make_room_for_an_alert(now) {
+            let why = format!("more than {MAX_ALERTS} alerts are still active");
+            return self.reject(&stream, &Rejection::Malformed(why));
         }
         if let Err(e) = self
             .store
-            .put_document(ALERT_STREAM, alert.version, &envelope.to_json())
+            .put_document(&stream, alert.version, &envelope.to_json())
         {
             return tracing::error!(error = %e, "storing an accepted alert");
         }
         tracing::info!(
+            id,
             version = alert.version,
             active = alert.active,
+            priority = alert.priority,
             "accepted an alert"
         );
         self.clock.observe_signed(alert.issued_at);
-        self.alert = Some(alert);
+        self.alerts.insert(id, alert);
         self.replan();
         self.publish_status();
+    }
+
+    /// Forgets the alert that ended longest ago (expired or cleared) when
+    /// [`MAX_ALERTS`] are held; false if every one is still active.
+    fn make_room_for_an_alert(&mut self, now: Timestamp) -> bool {
+        if self.alerts.len() < MAX_ALERTS {
+            return true;
+        }
+        let ended = self
+            .alerts
+            .values()
+            .filter(|a| !a.active || a.expires_at <= now)
+            .min_by_key(|a| a.expires_at.min(a.issued_at.max(now)))
+            .map(|a| a.id.clone());
+        let Some(id) = ended else { return false };
+        // Its floor goes too: a replay of it can raise it again only until
+        // the replayed version expires.
+        if let Err(e) = self.store.forget_document(&alert_stream(&id)) {
+            tracing::error!(error = %e, "forgetting an ended alert");
+            return false;
+        }
+        self.alerts.remove(&id);
+        true
     }
 
     /// A signed time far ahead of ours would raise the durable time floor
@@ -153,13 +193,17 @@ impl Agent {
         self.clock.check_issued_at(issued_at, Timestamp::now())
     }
 
-    /// The alert to show now, if any: active, unexpired, addressed to us.
+    /// The alert to show now, if any: of the active, unexpired alerts
+    /// addressed to us, the one of highest priority, then the newest.
     pub(super) fn shown_alert(&self, now: Timestamp) -> Option<&Alert> {
-        self.alert.as_ref().filter(|a| {
-            a.active
-                && a.expires_at > now
-                && a.concerns(&self.config.device_id, &self.config.groups)
-        })
+        self.alerts
+            .values()
+            .filter(|a| {
+                a.active
+                    && a.expires_at > now
+                    && a.concerns(&self.config.device_id, &self.config.groups)
+            })
+            .max_by_key(|a| (a.priority, a.issued_at, a.version))
     }
 
     pub(super) fn on_command(&mut self, envelope: Envelope) {

@@ -38,7 +38,7 @@ use crate::report::{
 };
 use crate::schedule::Schedule;
 use crate::store::{OpenPlay, Store};
-use crate::trust::{ALERT_STREAM, Identity, Trust, Verdict, assignment_stream};
+use crate::trust::{ALERT_STREAMS, Identity, Trust, Verdict, alert_stream, assignment_stream};
 
 mod inbox;
 mod plays;
@@ -46,6 +46,11 @@ mod programme;
 
 /// Proof-of-play records per published batch.
 const PLAY_BATCH: usize = 100;
+
+/// Alerts held at once (each its own version stream): past this, the one
+/// that ended longest ago is forgotten for a new one; if all are active,
+/// the new one is refused.
+const MAX_ALERTS: usize = 64;
 
 /// Link acknowledgement tokens with this bit set are outbox sequence
 /// numbers; the others are proof-of-play batches.
@@ -110,10 +115,11 @@ pub struct Agent {
     clock: TrustedClock,
     /// Wakes the agent at the next schedule change, or when the clock is set.
     alarm: Alarm,
-    /// The version of the alert the renderer shows, if any.
-    alert_on_screen: Option<u64>,
-    /// The alert's own asset is playing in place of the programme.
-    alert_asset_playing: bool,
+    /// The alert the renderer shows, if any: its id and version.
+    alert_on_screen: Option<(String, u64)>,
+    /// The shown alert's own asset (its cache file) playing in place of
+    /// the programme.
+    alert_asset_playing: Option<std::path::PathBuf>,
     /// A display command's state, and the power plan it overrode.
     display_override: Option<(bool, bool)>,
     /// The item on screen: its renderer index and proof-of-play record.
@@ -127,8 +133,10 @@ pub struct Agent {
     floor_saved: Timestamp,
     /// When "last alive" was last written to the store.
     alive_saved: Timestamp,
-    /// The newest verified alert of the fleet, shown if it concerns us.
-    alert: Option<Alert>,
+    /// The newest verified version of each alert of the fleet, by id (at
+    /// most [`MAX_ALERTS`]); the one shown is picked from those that
+    /// concern us.
+    alerts: BTreeMap<String, Alert>,
     /// Verified assignments by target (`device:<id>`, `group:<name>`).
     assignments: BTreeMap<String, Assignment>,
     active: Option<Active>,
@@ -206,7 +214,7 @@ impl Agent {
             topics.device_assignment(&config.device_id),
         ];
         subscriptions.extend(config.groups.iter().map(|g| topics.group_assignment(g)));
-        subscriptions.push(topics.alert());
+        subscriptions.push(topics.alert_filter());
         subscriptions.push(topics.command(&config.device_id));
         let (link_tx, link_events) = mpsc::channel(crate::link::EVENT_QUEUE);
         let link = Link::spawn(
@@ -241,14 +249,14 @@ impl Agent {
             alive_saved: Timestamp::UNIX_EPOCH,
             alarm: Alarm::new().context("creating the schedule alarm")?,
             alert_on_screen: None,
-            alert_asset_playing: false,
+            alert_asset_playing: None,
             display_override: None,
             on_screen: None,
             interrupt_reason: None,
             plays_in_flight: None,
             play_token: 0,
             clock,
-            alert: None,
+            alerts: BTreeMap::new(),
             assignments: BTreeMap::new(),
             active: None,
             link_events,
@@ -258,7 +266,7 @@ impl Agent {
             answers,
         };
         agent.load_stored_assignments();
-        agent.load_stored_alert();
+        agent.load_stored_alerts();
         agent.reconcile();
         agent.publish_status();
         Ok(agent)
@@ -341,14 +349,21 @@ impl Agent {
         }
     }
 
-    fn load_stored_alert(&mut self) {
-        match self.store.document(ALERT_STREAM) {
-            Ok(Some(stored)) => match self.trust.reverify_alert(&stored) {
-                Ok(alert) => self.alert = Some(alert),
-                Err(rejection) => self.reject(ALERT_STREAM, &rejection),
-            },
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "reading the stored alert"),
+    fn load_stored_alerts(&mut self) {
+        let documents = match self.store.publisher_documents() {
+            Ok(documents) => documents,
+            Err(e) => return tracing::error!(error = %e, "reading the stored alerts"),
+        };
+        for (stream, stored) in documents {
+            if !stream.starts_with(ALERT_STREAMS) {
+                continue;
+            }
+            match self.trust.reverify_alert(&stored) {
+                Ok(alert) => {
+                    self.alerts.insert(alert.id.clone(), alert);
+                }
+                Err(rejection) => self.reject(&stream, &rejection),
+            }
         }
     }
 
@@ -492,7 +507,8 @@ impl Agent {
         self.save_times();
         self.status.at = now;
         self.status.alert = self.shown_alert(now).map(|a| {
-            serde_json::json!({"version": a.version, "style": a.style, "message": a.message, "expires_at": a.expires_at})
+            serde_json::json!({"id": a.id, "version": a.version, "priority": a.priority,
+                               "style": a.style, "message": a.message, "expires_at": a.expires_at})
         });
         self.status.uptime_s = self.started.elapsed().as_secs();
         if let Some(event) = self.trust.check_freeze(now) {

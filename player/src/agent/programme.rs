@@ -108,9 +108,9 @@ impl Agent {
         }
         // An alert with a cached asset plays it instead of the programme.
         let alert_item = alert.as_ref().and_then(|a| self.alert_item(a));
-        let alert_version = alert.as_ref().map(|a| a.version);
-        if alert_version != self.alert_on_screen {
-            self.alert_on_screen = alert_version;
+        let alert_shown = alert.as_ref().map(|a| (a.id.clone(), a.version));
+        if alert_shown != self.alert_on_screen {
+            self.alert_on_screen = alert_shown;
             // With its own asset on screen, the text goes in a banner over it.
             let banner = |a: &Alert| a.style == "banner" || alert_item.is_some();
             self.renderer.set_alert(alert.map(|a| AlertOverlay {
@@ -139,10 +139,11 @@ impl Agent {
             };
             self.set_display(display_on);
             if let Some(item) = alert_item {
-                if !self.alert_asset_playing {
+                // Another alert's asset replaces this one's.
+                if self.alert_asset_playing.as_ref() != Some(&item.path) {
                     self.interrupt_reason = Some("alert");
+                    self.alert_asset_playing = Some(item.path.clone());
                     self.renderer.play(vec![item]);
-                    self.alert_asset_playing = true;
                     self.status.playing = None;
                     if let Some(active) = &mut self.active {
                         // Played again from the start when the alert ends.
@@ -150,9 +151,10 @@ impl Agent {
                         active.items.clear();
                     }
                 }
-            } else if playing.as_deref() != Some(plan.playlist.as_str()) || self.alert_asset_playing
+            } else if playing.as_deref() != Some(plan.playlist.as_str())
+                || self.alert_asset_playing.is_some()
             {
-                self.alert_asset_playing = false;
+                self.alert_asset_playing = None;
                 let reason = if playing.is_none() {
                     "assignment"
                 } else {
