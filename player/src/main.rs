@@ -28,7 +28,19 @@ struct Args {
     simulate: Option<usize>,
 }
 
-fn main() -> anyhow::Result<()> {
+/// A bad config or a missing file is a message naming it, never a
+/// backtrace: the error and its causes on one line, exit status 1.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     one_malloc_arena();
     tracing_subscriber::fmt()
         .with_env_filter(
