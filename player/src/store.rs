@@ -49,8 +49,9 @@ pub struct PlayRecord {
     pub start: String,
     pub end: String,
     pub completed: bool,
-    /// Why an item did not complete: `schedule`, `assignment`, `display_off`,
-    /// `shutdown`, `power_loss`, `failed`.
+    /// Why an item did not complete: `schedule`, `assignment`, `alert` (an
+    /// alert took the screen, or covered it while it played), `display_off`,
+    /// `shutdown`, `power_loss`, `interrupted`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

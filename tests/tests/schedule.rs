@@ -95,6 +95,7 @@ async fn an_alert_takes_over_then_expires_and_the_schedule_resumes() {
     let image = scene.fleet.image("usual.png", "smpte");
     scene.publish_assignment(1, &[&image]).await;
     let shots = tempfile::tempdir().unwrap();
+    let plays = Subscriber::new(&scene.broker, &device_topic("pop")).await;
     let player = scene.start_player_with(&phare_tests::render::screenshot_config(shots.path()));
     player.wait_status("playing", playing_version(1));
     assert!(
@@ -108,6 +109,7 @@ async fn an_alert_takes_over_then_expires_and_the_schedule_resumes() {
     )
     .await;
     let status = player.wait_status("the alert shown", |s| !s["alert"].is_null());
+    let shown_at = Timestamp::now();
     assert_eq!(status["alert"]["style"], "fullscreen");
     assert!(
         status["alert"]["message"]
@@ -120,10 +122,39 @@ async fn an_alert_takes_over_then_expires_and_the_schedule_resumes() {
     });
 
     player.wait_status("the alert expired", |s| s["alert"].is_null());
+    let expired_at = Timestamp::now();
     player.wait_screenshot(shots.path(), "the programme back on screen", |png| {
         alert_red_share(png) < 0.2
     });
     assert_played(&player.watch_items(2), &image);
+
+    // The stills that looped under the full-screen alert were not seen:
+    // their records say the alert interrupted them, none says completed.
+    let under_alert = |record: &Value| {
+        let at = |field: &str| {
+            record[field]
+                .as_str()
+                .unwrap()
+                .parse::<Timestamp>()
+                .unwrap()
+        };
+        at("start") >= shown_at && at("end") <= expired_at
+    };
+    let records = || -> Vec<Value> {
+        plays
+            .json()
+            .iter()
+            .flat_map(|batch| batch["records"].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    wait_for(
+        || records().iter().filter(|r| under_alert(r)).count() >= 5,
+        "records of the stills under the alert",
+    );
+    for record in records().iter().filter(|r| under_alert(r)) {
+        assert_eq!(record["completed"], false, "{record}");
+        assert_eq!(record["reason"], "alert", "{record}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

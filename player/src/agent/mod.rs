@@ -47,6 +47,18 @@ mod programme;
 /// Proof-of-play records per published batch.
 const PLAY_BATCH: usize = 100;
 
+/// The playlist item on screen and its open proof-of-play record.
+#[derive(Debug, Clone, Copy)]
+struct OnScreen {
+    /// The renderer's index of the item.
+    index: usize,
+    /// Its proof-of-play record.
+    seq: i64,
+    /// A full-screen text alert covered it at some point: it was not seen
+    /// whole, so it does not count as completed.
+    hidden: bool,
+}
+
 /// Alerts held at once (each its own version stream): past this, the one
 /// that ended longest ago is forgotten for a new one; if all are active,
 /// the new one is refused.
@@ -123,7 +135,10 @@ pub struct Agent {
     /// A display command's state, and the power plan it overrode.
     display_override: Option<(bool, bool)>,
     /// The item on screen: its renderer index and proof-of-play record.
-    on_screen: Option<(usize, i64)>,
+    on_screen: Option<OnScreen>,
+    /// A full-screen text alert covers the programme: what plays under it
+    /// is not seen.
+    alert_covers_programme: bool,
     /// Why the item on screen is about to be cut short, set by the cause.
     interrupt_reason: Option<&'static str>,
     /// The proof-of-play batch awaiting the broker's ack: (token, last seq).
@@ -252,6 +267,7 @@ impl Agent {
             alert_asset_playing: None,
             display_override: None,
             on_screen: None,
+            alert_covers_programme: false,
             interrupt_reason: None,
             plays_in_flight: None,
             play_token: 0,

@@ -39,7 +39,13 @@ impl Agent {
                 };
                 self.close_play(false);
                 match self.store.open_play(&play) {
-                    Ok(seq) => self.on_screen = Some((index, seq)),
+                    Ok(seq) => {
+                        self.on_screen = Some(OnScreen {
+                            index,
+                            seq,
+                            hidden: self.alert_covers_programme,
+                        })
+                    }
                     Err(e) => tracing::error!(error = %e, "recording proof of play"),
                 }
                 self.publish_status();
@@ -68,7 +74,7 @@ impl Agent {
                 }
             }
             RenderEvent::ItemEnded { index, completed } => {
-                if self.on_screen.is_some_and(|(shown, _)| shown == index) {
+                if self.on_screen.is_some_and(|shown| shown.index == index) {
                     self.close_play(completed);
                 }
             }
@@ -76,16 +82,18 @@ impl Agent {
     }
 
     /// Closes the proof-of-play record of the item on screen, if any, and
-    /// sends what is ready.
+    /// sends what is ready. An item a full-screen alert covered did not
+    /// complete: the alert interrupted its showing.
     pub(super) fn close_play(&mut self, completed: bool) {
-        let Some((_, seq)) = self.on_screen.take() else {
+        let Some(OnScreen { seq, hidden, .. }) = self.on_screen.take() else {
             return;
         };
-        let reason = if completed {
-            None
-        } else {
-            Some(self.interrupt_reason.unwrap_or("interrupted"))
+        let reason = match (completed, hidden) {
+            (true, false) => None,
+            (_, true) => Some("alert"),
+            (false, false) => Some(self.interrupt_reason.unwrap_or("interrupted")),
         };
+        let completed = reason.is_none();
         if let Err(e) = self
             .store
             .close_play(seq, Timestamp::now(), completed, reason)

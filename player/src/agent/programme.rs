@@ -113,6 +113,7 @@ impl Agent {
             self.alert_on_screen = alert_shown;
             // With its own asset on screen, the text goes in a banner over it.
             let banner = |a: &Alert| a.style == "banner" || alert_item.is_some();
+            self.alert_covers_programme = alert.as_ref().is_some_and(|a| !banner(a));
             self.renderer.set_alert(alert.map(|a| AlertOverlay {
                 style: if banner(&a) {
                     AlertStyle::Banner
@@ -121,6 +122,11 @@ impl Agent {
                 },
                 message: a.message,
             }));
+        }
+        if self.alert_covers_programme
+            && let Some(shown) = &mut self.on_screen
+        {
+            shown.hidden = true;
         }
         if let Some(active) = &self.active {
             let plan = active.schedule.plan(now);
