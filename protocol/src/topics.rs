@@ -98,6 +98,11 @@ impl Topics {
         format!("{}device/{device}/pop", self.prefix)
     }
 
+    /// Where a collector acknowledges a device's proof-of-play batches.
+    pub fn pop_ack(&self, device: &str) -> String {
+        format!("{}device/{device}/pop/ack", self.prefix)
+    }
+
     pub fn response(&self, device: &str) -> String {
         format!("{}device/{device}/response", self.prefix)
     }

@@ -159,6 +159,7 @@ pub fn acl(fleet: &str, topics: &Topics, registry: &Registry) -> String {
     let lines = [
         ("read", topics.device_assignment(own)),
         ("read", topics.command(own)),
+        ("read", topics.pop_ack(own)),
         ("read", topics.root_filter()),
         ("read", topics.alert_filter()),
         ("write", topics.status(own)),
@@ -176,9 +177,10 @@ pub fn acl(fleet: &str, topics: &Topics, registry: &Registry) -> String {
     );
     let _ = write!(
         text,
-        "\n# The proof-of-play collector: every screen's records, nothing else.\nuser {}\ntopic read {}\n",
+        "\n# The proof-of-play collector: every screen's records, and its\n# acknowledgements of them, nothing else.\nuser {}\ntopic read {}\ntopic write {}\n",
         Tool::Collector.name(),
-        topics.pop("+")
+        topics.pop("+"),
+        topics.pop_ack("+")
     );
     let grouped: Vec<_> = registry
         .devices
@@ -286,6 +288,7 @@ mod tests {
             [
                 "pattern read phare/acme/device/%u/assignment",
                 "pattern read phare/acme/device/%u/command",
+                "pattern read phare/acme/device/%u/pop/ack",
                 "pattern read phare/acme/trust/root/+",
                 "pattern read phare/acme/alert/+",
                 "pattern write phare/acme/device/%u/status",
@@ -296,6 +299,7 @@ mod tests {
                 "topic readwrite phare/acme/#",
                 "user phare-collector",
                 "topic read phare/acme/device/+/pop",
+                "topic write phare/acme/device/+/pop/ack",
                 // hall-1 has no group: the patterns are all it needs.
                 "user lobby-1",
                 "topic read phare/acme/group/lobby/assignment",

@@ -92,8 +92,13 @@ impl PlayLog {
 
     /// Stores a batch that arrived on `device`'s topic, in one
     /// transaction; records already stored are skipped. Returns how many
-    /// were new.
-    pub fn store_batch(&mut self, device: &str, payload: &[u8]) -> Result<usize, BatchError> {
+    /// were new, and the highest sequence number it carried (what the
+    /// device may now forget).
+    pub fn store_batch(
+        &mut self,
+        device: &str,
+        payload: &[u8],
+    ) -> Result<(usize, Option<i64>), BatchError> {
         let batch: Batch = serde_json::from_slice(payload)?;
         if batch.device != device {
             return Err(BatchError::WrongDevice {
@@ -125,7 +130,7 @@ impl PlayLog {
             )?;
         }
         tx.commit()?;
-        Ok(new)
+        Ok((new, batch.records.iter().map(|r| r.seq).max()))
     }
 
     /// How many records are stored.
@@ -234,7 +239,7 @@ pub async fn collect(
                     let stored = match topics.device_leaf(&publish.topic) {
                         Some((device, "pop")) => log
                             .store_batch(device, &publish.payload)
-                            .map(|new| (device.to_string(), new))
+                            .map(|(new, through)| (device.to_string(), new, through))
                             // Parse errors may quote the payload.
                             .map_err(|e| printable(&e.to_string(), 2 * MAX_SHOWN)),
                         _ => Err(format!(
@@ -243,7 +248,17 @@ pub async fn collect(
                         )),
                     };
                     let arrival = match stored {
-                        Ok((device, new)) => Arrival::Stored { device, new },
+                        Ok((device, new, through)) => {
+                            // Durable here: the device may forget them. Its
+                            // records stay on it until this arrives.
+                            if let Some(through) = through {
+                                let ack = serde_json::json!({"through": through}).to_string();
+                                client
+                                    .publish(topics.pop_ack(&device), QoS::AtLeastOnce, false, ack)
+                                    .await?;
+                            }
+                            Arrival::Stored { device, new }
+                        }
                         Err(why) => {
                             refused += 1;
                             tracing::warn!(refused, "proof-of-play batch refused: {why}");
@@ -294,12 +309,12 @@ mod tests {
         assert_eq!(
             log.store_batch("lobby-1", &batch("lobby-1", &[2, 1]))
                 .unwrap(),
-            2
+            (2, Some(2))
         );
         assert_eq!(
             log.store_batch("lobby-1", &batch("lobby-1", &[2, 3]))
                 .unwrap(),
-            1
+            (1, Some(3))
         );
         assert!(matches!(
             log.store_batch("lobby-1", b"nonsense"),
@@ -329,7 +344,7 @@ mod tests {
         assert_eq!(
             log.store_batch("lobby-2", &batch("lobby-2", &[1, 2]))
                 .unwrap(),
-            2
+            (2, Some(2))
         );
         assert_eq!(log.sequences_in_arrival_order("lobby-2").unwrap(), [1, 2]);
         // A claimed name is shown harmless in the refusal.

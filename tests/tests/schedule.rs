@@ -373,6 +373,66 @@ fn device_plays(player: &Player) -> (i64, i64) {
     (outstanding, last)
 }
 
+/// Proof of play waits on the device for a collector: batches published
+/// while none runs (the broker acknowledges them, then drops them: nobody
+/// subscribed) are sent again until a collector acknowledges them, so the
+/// first collector to start gets every record from the very first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proof_of_play_waits_on_the_device_for_a_collector() {
+    let scene = Scene::new().await;
+    let a = scene.fleet.image("a.png", "smpte");
+    let b = scene.fleet.image("b.png", "ball");
+    scene.publish_assignment(1, &[&a, &b]).await;
+    // Watches the batches go out; it acknowledges nothing.
+    let watcher = Subscriber::new(&scene.broker, &device_topic("pop")).await;
+    let player = scene.start_player();
+    let published = || {
+        watcher
+            .json()
+            .iter()
+            .map(|batch| batch["records"].as_array().map_or(0, Vec::len))
+            .sum::<usize>()
+    };
+    wait_for(|| published() >= 4, "records published with no collector");
+    let (outstanding, _) = device_plays(&player);
+    assert!(
+        outstanding >= 4,
+        "the device forgot {outstanding} unacknowledged records"
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let collected = work.path().join("collector.db");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let collector = {
+        let (url, db) = (scene.broker.url(), collected.clone());
+        tokio::spawn(async move {
+            let stop = async {
+                let _ = stop_rx.await;
+            };
+            phare_provisioning::pop::collect(&url, FLEET, &db, stop, |_| {}).await
+        })
+    };
+    let arrived = || {
+        PlayLog::open(&collected)
+            .and_then(|log| log.sequences_in_arrival_order(DEVICE))
+            .unwrap_or_default()
+    };
+    wait_for(|| arrived().len() >= 4, "the held records at the collector");
+    let arrived = arrived();
+    assert_eq!(
+        arrived,
+        (1..=arrived.len() as i64).collect::<Vec<_>>(),
+        "every record from the first, once, in order"
+    );
+    // Acknowledged, so forgotten on the device.
+    wait_for(
+        || device_plays(&player).0 < arrived.len() as i64,
+        "the device to forget what the collector has",
+    );
+    let _ = stop_tx.send(());
+    collector.await.unwrap().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proof_of_play_crosses_a_broker_outage_exactly_once_and_in_order() {
     let fleet = Fleet::new();

@@ -11,6 +11,10 @@ impl Agent {
         if payload.is_empty() {
             return;
         }
+        // The one message that is not a signed document.
+        if topic == self.topics.pop_ack(&self.config.device_id) {
+            return self.on_pop_ack(payload);
+        }
         let envelope = match Envelope::from_slice(payload) {
             Ok(envelope) => envelope,
             Err(rejection) => return self.reject(topic, &rejection),

@@ -47,6 +47,25 @@ mod programme;
 /// Proof-of-play records per published batch.
 const PLAY_BATCH: usize = 100;
 
+/// A proof-of-play batch on its way (one at a time). Its records are
+/// forgotten only once a collector acknowledged them on `pop/ack`: the
+/// broker's acknowledgement is not enough, since with no collector session
+/// it drops what nobody subscribed to.
+#[derive(Debug, Clone, Copy)]
+enum PlaysInFlight {
+    /// Published; waiting for the broker. `last`: its last record.
+    Publishing { token: u64, last: i64 },
+    /// The broker has it; waiting for a collector, until `resend_at`.
+    AwaitingCollector {
+        last: i64,
+        resend_at: tokio::time::Instant,
+    },
+}
+
+/// How long a batch waits for a collector's acknowledgement before it goes
+/// again (a collector that was not running gets it then).
+const PLAY_ACK_WAIT: Duration = Duration::from_secs(15);
+
 /// The playlist item on screen and its open proof-of-play record.
 #[derive(Debug, Clone, Copy)]
 struct OnScreen {
@@ -141,8 +160,8 @@ pub struct Agent {
     alert_covers_programme: bool,
     /// Why the item on screen is about to be cut short, set by the cause.
     interrupt_reason: Option<&'static str>,
-    /// The proof-of-play batch awaiting the broker's ack: (token, last seq).
-    plays_in_flight: Option<(u64, i64)>,
+    /// The proof-of-play batch on its way, if any.
+    plays_in_flight: Option<PlaysInFlight>,
     play_token: u64,
     /// The time floor as last written to the store.
     floor_saved: Timestamp,
@@ -231,6 +250,7 @@ impl Agent {
         subscriptions.extend(config.groups.iter().map(|g| topics.group_assignment(g)));
         subscriptions.push(topics.alert_filter());
         subscriptions.push(topics.command(&config.device_id));
+        subscriptions.push(topics.pop_ack(&config.device_id));
         let (link_tx, link_events) = mpsc::channel(crate::link::EVENT_QUEUE);
         let link = Link::spawn(
             LinkConfig {
@@ -302,6 +322,7 @@ impl Agent {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let cache_wakeup = self.cache.wakeup();
+            let plays_resend_at = self.plays_resend_at();
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(event) = self.link_events.recv() => self.on_link(event),
@@ -323,6 +344,10 @@ impl Agent {
                     }
                     self.replan();
                     self.publish_status();
+                }
+                _ = sleep_until_opt(plays_resend_at) => {
+                    self.plays_in_flight = None;
+                    self.send_plays();
                 }
                 _ = tick.tick() => self.publish_status(),
                 _ = heartbeat.tick() => heartbeat.beat(),
@@ -456,14 +481,13 @@ impl Agent {
                 self.send_outbox();
             }
             LinkEvent::Acked { token } => {
-                if let Some((sent, last)) = self.plays_in_flight
+                if let Some(PlaysInFlight::Publishing { token: sent, last }) = self.plays_in_flight
                     && sent == token
                 {
-                    if let Err(e) = self.store.forget_plays_through(last) {
-                        tracing::error!(error = %e, "forgetting delivered proof of play");
-                    }
-                    self.plays_in_flight = None;
-                    self.send_plays();
+                    self.plays_in_flight = Some(PlaysInFlight::AwaitingCollector {
+                        last,
+                        resend_at: tokio::time::Instant::now() + PLAY_ACK_WAIT,
+                    });
                 }
             }
             LinkEvent::Message { topic, payload } => self.on_message(&topic, &payload),

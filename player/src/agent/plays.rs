@@ -104,7 +104,7 @@ impl Agent {
     }
 
     /// Publishes the oldest closed proof-of-play records, one batch at a
-    /// time; they are deleted only once the broker acknowledged them.
+    /// time; they are deleted only once a collector acknowledged them.
     pub(super) fn send_plays(&mut self) {
         if self.status.broker.is_none() || self.plays_in_flight.is_some() {
             return;
@@ -138,6 +138,50 @@ impl Agent {
         }
         self.play_token += 1;
         self.link.publish_acked(topic, json, self.play_token);
-        self.plays_in_flight = Some((self.play_token, last));
+        self.plays_in_flight = Some(PlaysInFlight::Publishing {
+            token: self.play_token,
+            last,
+        });
+    }
+
+    /// When the batch the broker has goes again, no collector having
+    /// acknowledged it.
+    pub(super) fn plays_resend_at(&self) -> Option<tokio::time::Instant> {
+        match self.plays_in_flight {
+            Some(PlaysInFlight::AwaitingCollector { resend_at, .. }) => Some(resend_at),
+            _ => None,
+        }
+    }
+
+    /// A collector stored the records through `through`: they are
+    /// forgotten (never past the batch in flight), and the next batch goes.
+    /// Unsigned: the broker's ACL lets only the collector write here, and
+    /// a false acknowledgement can only cost records, never show anything.
+    pub(super) fn on_pop_ack(&mut self, payload: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Ack {
+            through: i64,
+        }
+        let last = match self.plays_in_flight {
+            Some(
+                PlaysInFlight::Publishing { last, .. }
+                | PlaysInFlight::AwaitingCollector { last, .. },
+            ) => last,
+            None => return,
+        };
+        // A few bytes: anything longer is not an acknowledgement.
+        let Some(ack) = (payload.len() <= 64)
+            .then(|| serde_json::from_slice::<Ack>(payload).ok())
+            .flatten()
+        else {
+            return tracing::warn!("an unreadable proof-of-play acknowledgement ignored");
+        };
+        if let Err(e) = self.store.forget_plays_through(ack.through.min(last)) {
+            return tracing::error!(error = %e, "forgetting collected proof of play");
+        }
+        if ack.through >= last {
+            self.plays_in_flight = None;
+            self.send_plays();
+        }
     }
 }
