@@ -357,7 +357,12 @@ impl Agent {
     pub(super) fn reject(&mut self, subject: &str, rejection: &Rejection) {
         let suppressed = match self.rejections.admit(Instant::now()) {
             Admission::Report { suppressed } => suppressed,
-            Admission::Suppress => return,
+            Admission::Suppress => {
+                // A flood: a good document may be lost behind it.
+                self.resubscribe_at
+                    .get_or_insert_with(|| tokio::time::Instant::now() + FLOOD_RESUBSCRIBE);
+                return;
+            }
         };
         let mut detail = rejection.to_string();
         if suppressed > 0 {

@@ -62,6 +62,12 @@ enum PlaysInFlight {
     },
 }
 
+/// After a flood of refused messages, the broker may have dropped a good
+/// one queued behind them (its per-client queue is bounded): the retained
+/// documents are asked for again this long after the flood was noticed,
+/// and at most this often while it lasts.
+const FLOOD_RESUBSCRIBE: Duration = Duration::from_secs(5);
+
 /// How long a batch waits for a collector's acknowledgement before it goes
 /// again (a collector that was not running gets it then).
 const PLAY_ACK_WAIT: Duration = Duration::from_secs(15);
@@ -142,6 +148,9 @@ pub struct Agent {
     status: Status,
     /// How many rejections are still reported this minute.
     rejections: RejectionBudget,
+    /// A flood of refused messages was seen: when to ask the broker for the
+    /// retained documents again (see [`FLOOD_RESUBSCRIBE`]).
+    resubscribe_at: Option<tokio::time::Instant>,
     started: Instant,
     clock: TrustedClock,
     /// Wakes the agent at the next schedule change, or when the clock is set.
@@ -279,6 +288,7 @@ impl Agent {
             link,
             outbox,
             rejections: RejectionBudget::new(),
+            resubscribe_at: None,
             started: Instant::now(),
             floor_saved: clock.floor(),
             alive_saved: Timestamp::UNIX_EPOCH,
@@ -323,6 +333,7 @@ impl Agent {
         loop {
             let cache_wakeup = self.cache.wakeup();
             let plays_resend_at = self.plays_resend_at();
+            let resubscribe_at = self.resubscribe_at;
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(event) = self.link_events.recv() => self.on_link(event),
@@ -344,6 +355,11 @@ impl Agent {
                     }
                     self.replan();
                     self.publish_status();
+                }
+                _ = sleep_until_opt(resubscribe_at) => {
+                    tracing::info!("after a flood of refused messages: asking for the retained documents again");
+                    self.resubscribe_at = None;
+                    self.link.resubscribe();
                 }
                 _ = sleep_until_opt(plays_resend_at) => {
                     self.plays_in_flight = None;
