@@ -190,20 +190,19 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(
     payload: &[u8],
     kind: &str,
 ) -> Result<T, Rejection> {
-    #[derive(Deserialize)]
-    struct Kind {
-        kind: String,
+    let malformed = |e: serde_json::Error| Rejection::Malformed(format!("{kind} document: {e}"));
+    let document: serde_json::Value = serde_json::from_slice(payload).map_err(malformed)?;
+    let found = document.get("kind").and_then(|k| k.as_str());
+    if found != Some(kind) {
+        return Err(Rejection::Malformed(match found {
+            Some(found) => format!("expected a {kind} document, got {found:?}"),
+            None => format!("{kind} document: no kind"),
+        }));
     }
-    let found: Kind = serde_json::from_slice(payload)
-        .map_err(|e| Rejection::Malformed(format!("{kind} document: {e}")))?;
-    if found.kind != kind {
-        return Err(Rejection::Malformed(format!(
-            "expected a {kind} document, got {:?}",
-            found.kind
-        )));
+    if let Some(unknown) = crate::members::unknown_member(kind, &document) {
+        return Err(Rejection::Malformed(format!("{kind} document: {unknown}")));
     }
-    serde_json::from_slice(payload)
-        .map_err(|e| Rejection::Malformed(format!("{kind} document: {e}")))
+    serde_json::from_value(document).map_err(malformed)
 }
 
 /// The scheme of a URL, if it has one (RFC 3986: letter, then letters,
@@ -365,6 +364,17 @@ impl Assignment {
             .as_ref()
             .and_then(|d| d.get("power")?.as_array().map(Vec::len))
             .unwrap_or(0);
+        // A screen turned by a rotation it cannot do would be silently left
+        // as it was: refused instead.
+        if let Some(rotation) = self.display.as_ref().and_then(|d| d.get("rotation"))
+            && !rotation
+                .as_u64()
+                .is_some_and(|degrees| matches!(degrees, 0 | 90 | 180 | 270))
+        {
+            return malformed(format!(
+                "display.rotation {rotation} is not 0, 90, 180 or 270"
+            ));
+        }
         for (field, count) in [("schedule", self.schedule.len()), ("display.power", power)] {
             if count > MAX_WINDOWS {
                 return malformed(format!(
@@ -878,6 +888,28 @@ mod tests {
         let err = validate_payload("alert", &good).unwrap_err();
         assert!(err.to_string().contains("expected a alert"), "{err}");
         assert!(validate_payload("playlist", &good).is_err());
+    }
+
+    #[test]
+    fn unknown_members_and_a_bad_rotation_are_refused_with_their_path() {
+        let mut document = serde_json::to_value(sample()).unwrap();
+        document["playlists"]["main"][0]["duraton_ms"] = 8000.into();
+        let bytes = serde_json::to_vec(&document).unwrap();
+        let err = validate_payload("assignment", &bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("did you mean `playlists.main[0].duration_ms`"),
+            "{err}"
+        );
+
+        let mut document = serde_json::to_value(sample()).unwrap();
+        document["display"] = serde_json::json!({"rotation": 45});
+        let bytes = serde_json::to_vec(&document).unwrap();
+        let err = validate_payload("assignment", &bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("display.rotation 45"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod broker;
 pub mod document;
 pub mod envelope;
 pub mod keys;
+pub mod members;
 pub mod rejection;
 pub mod topics;
 pub mod verify;

@@ -683,3 +683,22 @@ async fn adding_a_publisher_key_keeps_the_version_floors() {
     publish(&v.scene.broker, &old).await;
     v.assert_refused("rollback", 2);
 }
+
+/// An admin's typo in a signed document: the device refuses it, naming the
+/// member and what was meant, and keeps playing what it played.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_member_is_refused_with_what_was_meant() {
+    let v = Victim::new(1).await;
+    let mut typo = v.assignment(2);
+    typo["playlists"]["main"][0]["duraton_ms"] = 8000.into();
+    publish(&v.scene.broker, &v.scene.sign("assignment", &typo)).await;
+    let status = v
+        .player
+        .wait_status("the refusal", rejected_with("malformed"));
+    let errors = status["errors"].to_string();
+    assert!(
+        errors.contains("did you mean `playlists.main[0].duration_ms`"),
+        "{errors}"
+    );
+    assert_eq!(status["assignment"]["version"], 1, "{status}");
+}
