@@ -153,7 +153,7 @@ impl DisplayConfig {
         if !(1..=120).contains(&self.fps) {
             return Err(("display.fps", "must be from 1 to 120".into()));
         }
-        if !(0.0..=4.0).contains(&self.volume) {
+        if !phare_protocol::document::VOLUME.contains(&self.volume) {
             return Err(("display.volume", "must be from 0.0 to 4.0".into()));
         }
         if !(100..=60_000).contains(&self.live_fallback_timeout_ms) {

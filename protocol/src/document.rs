@@ -554,6 +554,10 @@ impl Alert {
     }
 }
 
+/// The sound volume a device takes, in its config and in a `set_volume`
+/// command: 0.0 mutes, 1.0 is the source's level, above amplifies.
+pub const VOLUME: std::ops::RangeInclusive<f64> = 0.0..=4.0;
+
 /// An operator's order to one device; short-lived and used once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {

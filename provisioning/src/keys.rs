@@ -387,9 +387,46 @@ pub fn write_private_key(path: &Path, key: &SigningKey) -> anyhow::Result<()> {
 }
 
 pub fn read_private_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            anyhow::bail!("{} does not exist{}", path.display(), keys_beside(path))
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
     SigningKey::from_pkcs8(&bytes)
         .with_context(|| format!("{} is not an Ed25519 PKCS#8 key", path.display()))
+}
+
+/// The private keys in the folder of a key file that is not there (key
+/// files are named `<role>-<key id>.pk8`), for the error to list; or how
+/// to make some.
+fn keys_beside(path: &Path) -> String {
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    let mut keys: Vec<String> = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pk8"))
+        .map(|p| p.display().to_string())
+        .collect();
+    keys.sort();
+    if keys.is_empty() {
+        format!(
+            "; {} holds no key (.pk8): `phare keys init` makes a keyring, or use --keyring",
+            folder.display()
+        )
+    } else {
+        format!(
+            "; the keys there: {} (or sign with --keyring {})",
+            keys.join(", "),
+            folder.display()
+        )
+    }
 }
 
 #[cfg(test)]

@@ -19,3 +19,50 @@ fn a_user_error_is_a_message_not_a_backtrace() {
     assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }
+
+/// The README's first signing command names `keys/publisher.pk8`; key files
+/// are `<role>-<key id>.pk8`: the error lists the keys that are there.
+#[test]
+fn a_missing_key_file_lists_the_keys_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let phare = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_phare"));
+        command.current_dir(dir.path());
+        command
+    };
+    let init = phare()
+        .args(["keys", "init", "--fleet", "acme", "--dir", "keys"])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    std::fs::write(dir.path().join("lobby.json"), "{}").unwrap();
+    let output = phare()
+        .args([
+            "sign",
+            "--kind",
+            "assignment",
+            "--key",
+            "keys/publisher.pk8",
+            "lobby.json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("keys/publisher.pk8 does not exist"),
+        "{stderr}"
+    );
+    let publisher = std::fs::read_dir(&keys)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .find(|name| name.starts_with("publisher-"))
+        .unwrap();
+    assert!(stderr.contains(&format!("keys/{publisher}")), "{stderr}");
+}

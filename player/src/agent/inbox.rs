@@ -315,11 +315,11 @@ impl Agent {
             "set_volume" => {
                 let volume = command.args.get("volume").and_then(|v| v.as_f64());
                 match volume {
-                    Some(v) if (0.0..=1.0).contains(&v) => {
+                    Some(v) if phare_protocol::document::VOLUME.contains(&v) => {
                         self.renderer.set_volume(v);
                         done
                     }
-                    _ => Err("args.volume must be a number from 0.0 to 1.0".into()),
+                    _ => Err("args.volume must be a number from 0.0 to 4.0".into()),
                 }
             }
             "reboot" => {

@@ -95,7 +95,7 @@ pub enum DeviceCommand {
     SetVolume {
         #[command(flatten)]
         to: Target,
-        /// From 0.0 (mute) to 1.0.
+        /// From 0.0 (mute) through 1.0 (the source's level) to 4.0 (amplified).
         #[arg(long, value_parser = volume)]
         volume: f64,
     },
@@ -130,10 +130,10 @@ fn volume(text: &str) -> Result<f64, String> {
     let volume: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number"))?;
-    if (0.0..=1.0).contains(&volume) {
+    if phare_protocol::document::VOLUME.contains(&volume) {
         Ok(volume)
     } else {
-        Err("the volume goes from 0.0 to 1.0".into())
+        Err("the volume goes from 0.0 (mute) through 1.0 to 4.0 (amplified)".into())
     }
 }
 
@@ -267,4 +267,18 @@ async fn send(to: &Target, action: &str, args: Value) -> anyhow::Result<Value> {
         );
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The command takes what the device takes (its config and the
+    /// command alike go to 4.0).
+    #[test]
+    fn the_volume_range_is_the_devices() {
+        assert_eq!(super::volume("1.5"), Ok(1.5));
+        assert_eq!(super::volume("4"), Ok(4.0));
+        assert!(super::volume("4.5").is_err());
+        assert!(super::volume("-0.1").is_err());
+        assert!(super::volume("loud").is_err());
+    }
 }
