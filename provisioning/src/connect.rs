@@ -119,10 +119,21 @@ impl Endpoint {
 
     /// MQTT options under a fixed client id (a durable session).
     pub fn options_as(&self, client_id: &str) -> Result<MqttOptions, ConnectError> {
-        let mut options = mqtt_options(client_id, &self.addr()?, &self.auth).map_err(|e| {
+        let addr = self.addr()?;
+        let mut options = mqtt_options(client_id, &addr, &self.auth).map_err(|e| {
+            // The CA is found in the keyring: without one, the likely cause
+            // is a command run away from it.
+            let reason = if addr.tls && self.auth.ca_file.is_none() {
+                "mqtts:// needs the fleet CA to verify the broker, and none was found: \
+                 run this where your keyring is, or pass --keyring DIR (holding tls/ca.pem) \
+                 or --ca FILE"
+                    .to_string()
+            } else {
+                e.to_string()
+            };
             ConnectError::Credentials {
                 url: self.url.clone(),
-                reason: e.to_string(),
+                reason,
             }
         })?;
         options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
@@ -251,6 +262,33 @@ fn find_in_chain<'a, E: std::error::Error + 'static>(
 
 fn tls_reason(error: &rustls::Error) -> String {
     match error {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        }) => {
+            let expected = match expected {
+                rustls::pki_types::ServerName::DnsName(name) => name.as_ref().to_string(),
+                rustls::pki_types::ServerName::IpAddress(ip) => {
+                    std::net::IpAddr::from(*ip).to_string()
+                }
+                other => format!("{other:?}"),
+            };
+            // rustls shows them as `DnsName("x")` / `IpAddress(x)`.
+            let names: Vec<&str> = presented
+                .iter()
+                .map(|p| {
+                    p.split_once('(')
+                        .map_or(p.as_str(), |(_, inner)| inner.trim_end_matches(')'))
+                        .trim_matches('"')
+                })
+                .collect();
+            format!(
+                "the broker's certificate is for {}, not {expected}: connect with one of those \
+                 names, or run `phare broker config --host {expected}` again for a certificate \
+                 that names it",
+                names.join(", ")
+            )
+        }
         rustls::Error::InvalidCertificate(why) => {
             format!("the broker's certificate is not trusted ({why:?})")
         }
@@ -264,6 +302,32 @@ fn tls_reason(error: &rustls::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_mismatch_says_which_names_the_certificate_has_and_what_to_do() {
+        let error =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext {
+                expected: rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                presented: vec!["IpAddress(127.0.0.1)".into()],
+            });
+        let reason = tls_reason(&error);
+        assert!(
+            reason.starts_with("the broker's certificate is for 127.0.0.1, not localhost"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("phare broker config --host localhost"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn an_mqtts_broker_without_a_ca_points_at_the_keyring() {
+        let nowhere = tempfile::tempdir().unwrap();
+        let endpoint = Endpoint::new("mqtts://broker", &MqttAuth::default(), nowhere.path());
+        let error = endpoint.options("test").unwrap_err().to_string();
+        assert!(error.contains("--keyring"), "{error}");
+    }
 
     #[test]
     fn mqtts_defaults_to_the_keyrings_ca_and_operator_certificate() {
