@@ -178,6 +178,12 @@ impl Status {
         }
     }
 
+    /// Forgets the errors `resolved` says are over: what they were about
+    /// was superseded or works now. The status lists current problems only.
+    pub fn resolve_errors(&mut self, resolved: impl Fn(&Event) -> bool) {
+        self.errors.retain(|event| !resolved(event));
+    }
+
     pub fn record_error(&mut self, event: Event) {
         if self.errors.len() == RECENT_ERRORS {
             self.errors.remove(0);

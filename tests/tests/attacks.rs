@@ -701,4 +701,15 @@ async fn a_misspelt_member_is_refused_with_what_was_meant() {
         "{errors}"
     );
     assert_eq!(status["assignment"]["version"], 1, "{status}");
+    // The corrected document supersedes the error: the status lists
+    // current problems only.
+    publish(
+        &v.scene.broker,
+        &v.scene.sign("assignment", &v.assignment(3)),
+    )
+    .await;
+    let status = v
+        .player
+        .wait_status("the corrected version", playing_version(3));
+    assert_eq!(status["errors"], serde_json::json!([]), "{status}");
 }

@@ -46,6 +46,15 @@ impl Agent {
             }
             tracing::info!(version, "accepted a new root");
         }
+        if !update.accepted.is_empty() {
+            // A newer root supersedes the refused ones and an expired one.
+            let roots = self.topics.root_filter();
+            let roots = roots.trim_end_matches('+');
+            self.status.resolve_errors(|e| {
+                e.kind == "root_expired"
+                    || e.subject.as_deref().is_some_and(|s| s.starts_with(roots))
+            });
+        }
         if update.publisher_rotated {
             self.reset_orphaned_floors();
         }
@@ -115,6 +124,16 @@ impl Agent {
             "accepted an assignment"
         );
         self.clock.observe_signed(assignment.issued_at);
+        // What was refused or could not fit for this target is superseded.
+        let topic = self.topics.assignment_for_target(target);
+        self.status.resolve_errors(|e| {
+            e.subject.as_deref().is_some_and(|s| {
+                s == target
+                    || Some(s) == topic.as_deref()
+                    || s.strip_prefix(target)
+                        .is_some_and(|v| v.starts_with(" version "))
+            })
+        });
         self.assignments.insert(target.to_string(), assignment);
         self.reconcile();
         self.publish_status();
@@ -163,6 +182,12 @@ impl Agent {
             "accepted an alert"
         );
         self.clock.observe_signed(alert.issued_at);
+        let topic = self.topics.alert(&id);
+        self.status.resolve_errors(|e| {
+            e.subject
+                .as_deref()
+                .is_some_and(|s| s == stream || s == topic)
+        });
         self.alerts.insert(id, alert);
         self.replan();
         self.publish_status();

@@ -454,6 +454,8 @@ impl Agent {
         match event {
             LinkEvent::Connected { broker } => {
                 self.status.broker = Some(broker);
+                self.status
+                    .resolve_errors(|e| e.kind == "broker_unreachable");
                 self.show_status_screen();
                 self.plays_in_flight = None;
                 self.outbox.connection_lost();
@@ -516,6 +518,11 @@ impl Agent {
     }
 
     fn emit(&mut self, event: Event) {
+        // An asset that arrived whole ends the failures about it.
+        if event.kind == "downloaded" {
+            self.status
+                .resolve_errors(|e| e.subject.is_some() && e.subject == event.subject);
+        }
         let json = serde_json::to_vec(&event).expect("events always serialise");
         let topic = self.topics.events(&self.config.device_id);
         self.queue(&topic, &json, !event.is_error());

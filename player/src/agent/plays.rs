@@ -37,6 +37,11 @@ impl Agent {
                     }),
                     None => None,
                 };
+                // It plays now: its earlier failures are over.
+                let shown = source.to_string();
+                self.status.resolve_errors(|e| {
+                    e.kind == "play_failed" && e.subject.as_deref() == Some(shown.as_str())
+                });
                 self.close_play(false);
                 match self.store.open_play(&play) {
                     Ok(seq) => {
