@@ -80,6 +80,9 @@ pub struct CacheIssue {
     pub kind: &'static str,
     pub subject: String,
     pub detail: String,
+    /// Until when it holds: the next try of that asset at that URL, or the
+    /// end of the origin's quarantine.
+    pub until: jiff::Timestamp,
 }
 
 /// One event on `device/<id>/events`; errors also stay in the status.

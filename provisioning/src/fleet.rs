@@ -126,6 +126,29 @@ fn raw_row(status: &Value) -> [String; COLUMNS] {
         ),
         None => "ready".into(),
     };
+    // What the downloads wait for, and until when.
+    let waiting: Vec<String> = status["cache"]["issues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|issue| {
+            let until = issue["until"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map_or_else(|| "?".into(), |t| t.strftime("%H:%M:%S UTC").to_string());
+            let what = match issue["kind"].as_str() {
+                Some("bad_origin") => "origin quarantined",
+                Some("bad_entry") => "wrong bytes for",
+                _ => "waiting on",
+            };
+            format!("{what} {} until {until}", text(&issue["subject"]))
+        })
+        .collect();
+    let pending = if waiting.is_empty() {
+        pending
+    } else {
+        format!("{pending}; {}", waiting.join("; "))
+    };
     let playing = &status["playing"];
     let playing = match playing["playlist"].as_str() {
         Some(playlist) => format!("{playlist} #{}", playing["item"]),
@@ -230,6 +253,19 @@ mod tests {
         }
         let hostile = status_from(&topics, &own, &status("\u{1b}[2J")).unwrap_err();
         assert!(!hostile.contains('\u{1b}'), "{hostile:?}");
+    }
+
+    #[test]
+    fn what_the_downloads_wait_for_is_shown_with_until_when() {
+        let status = serde_json::json!({"device": "lobby-1", "online": true,
+            "pending_assignment": {"version": 8, "assets_missing": 1, "bytes_missing": 2048},
+            "cache": {"issues": [{"kind": "bad_origin", "subject": "https://cdn-a.example/",
+                                  "detail": "…", "until": "2026-12-07T10:42:07Z"}]}});
+        let [.., pending, _, _] = row(&status);
+        assert_eq!(
+            pending,
+            "v8: 1 assets, 2.0 KiB missing; origin quarantined https://cdn-a.example/ until 10:42:07 UTC"
+        );
     }
 
     #[test]

@@ -659,6 +659,14 @@ fn suspect(origin_serves_right: bool) -> &'static str {
 /// A standing problem in a human's words, for the status.
 fn describe(issue: &Issue, now: Instant) -> CacheIssue {
     let left = |at: Instant| at.saturating_duration_since(now).as_secs();
+    // The status is read later and elsewhere: a wall-clock time, not "in N s".
+    let wall = |at: Instant| {
+        let left = jiff::SignedDuration::try_from(at.saturating_duration_since(now))
+            .unwrap_or(jiff::SignedDuration::MAX);
+        jiff::Timestamp::now()
+            .saturating_add(left)
+            .unwrap_or(jiff::Timestamp::MAX)
+    };
     match issue {
         Issue::BadEntry {
             id,
@@ -674,6 +682,7 @@ fn describe(issue: &Issue, now: Instant) -> CacheIssue {
                 suspect(*origin_serves_right),
                 left(*retry_at)
             ),
+            until: wall(*retry_at),
         },
         Issue::BadOrigin {
             origin,
@@ -686,6 +695,7 @@ fn describe(issue: &Issue, now: Instant) -> CacheIssue {
                 "quarantined: {evidence}. Tried only after every other mirror for {} s more",
                 left(*until)
             ),
+            until: wall(*until),
         },
     }
 }
