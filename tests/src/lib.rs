@@ -811,6 +811,12 @@ pub fn playing_version(version: u64) -> impl FnMut(&Value) -> bool {
 }
 
 /// Status predicate: a rejection with this reason code was reported.
+/// Whether the device published an event with `reason`, as `events` (a
+/// subscriber to its events topic) saw them.
+pub fn reported(events: &Subscriber, reason: &str) -> bool {
+    events.json().iter().any(|event| event["reason"] == reason)
+}
+
 pub fn rejected_with(reason: &'static str) -> impl FnMut(&Value) -> bool {
     move |s| {
         s["errors"]
