@@ -80,7 +80,7 @@ async fn commands_are_answered_by_id() {
     .await;
     assert_eq!(loud["ok"], false);
     assert!(
-        loud["error"].as_str().unwrap().contains("0.0 to 1.0"),
+        loud["error"].as_str().unwrap().contains("0.0 to 4.0"),
         "{loud}"
     );
     let quiet = ask(
