@@ -451,10 +451,14 @@ async fn oversized_asset_stream() {
 async fn an_expired_assignment_keeps_playing_and_says_stale() {
     let scene = Scene::new().await;
     let image = scene.fleet.image("safe.png", "smpte");
-    let mut short = scene.fleet.assignment(1, &[&image]);
-    short["expires_at"] = json!(Timestamp::now().checked_add(3.seconds()).unwrap());
-    publish(&scene.broker, &scene.sign("assignment", &short)).await;
+    // The player connected first, so that its short life is not spent
+    // before the player is there (start-up takes seconds on a loaded
+    // machine); the asset is at hand on the origin.
     let player = scene.start_player();
+    player.wait_status("the broker", |s| !s["broker"].is_null());
+    let mut short = scene.fleet.assignment(1, &[&image]);
+    short["expires_at"] = json!(Timestamp::now().checked_add(5.seconds()).unwrap());
+    publish(&scene.broker, &scene.sign("assignment", &short)).await;
     player.wait_status("version 1 playing", playing_version(1));
     player.wait_status("the status to say stale", |s| {
         s["assignment"]["stale"] == true
