@@ -24,3 +24,17 @@ pub mod store;
 pub mod tls;
 pub mod trust;
 pub mod watchdog;
+
+/// How Phare's programs end: a mistake (a bad config, a missing file) is a
+/// message naming it, never a backtrace, even with `RUST_BACKTRACE` set as
+/// some machines have it: the error and its causes on one line, exit
+/// status 1.
+pub fn exit_code(outcome: anyhow::Result<()>) -> std::process::ExitCode {
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -28,16 +28,8 @@ struct Args {
     simulate: Option<usize>,
 }
 
-/// A bad config or a missing file is a message naming it, never a
-/// backtrace: the error and its causes on one line, exit status 1.
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    phare_player::exit_code(run())
 }
 
 fn run() -> anyhow::Result<()> {

@@ -521,17 +521,8 @@ fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A user's mistake is a message, never a backtrace (even with
-/// `RUST_BACKTRACE` set, as some machines have it): the error and its causes
-/// on one line, exit status 1.
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    phare_player::exit_code(run())
 }
 
 fn run() -> anyhow::Result<()> {

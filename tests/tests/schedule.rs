@@ -373,6 +373,33 @@ fn device_plays(player: &Player) -> (i64, i64) {
     (outstanding, last)
 }
 
+/// `phare pop collect`, in this process, into `db`, until stopped.
+struct Collector {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Collector {
+    fn start(url: String, db: &Path) -> Collector {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let db = db.to_owned();
+        let task = tokio::spawn(async move {
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            phare_provisioning::pop::collect(&url, FLEET, &db, stopped, |_| {})
+                .await
+                .expect("the collector failed");
+        });
+        Collector { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
 /// Proof of play waits on the device for a collector: batches published
 /// while none runs (the broker acknowledges them, then drops them: nobody
 /// subscribed) are sent again until a collector acknowledges them, so the
@@ -402,16 +429,7 @@ async fn proof_of_play_waits_on_the_device_for_a_collector() {
 
     let work = tempfile::tempdir().unwrap();
     let collected = work.path().join("collector.db");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let collector = {
-        let (url, db) = (scene.broker.url(), collected.clone());
-        tokio::spawn(async move {
-            let stop = async {
-                let _ = stop_rx.await;
-            };
-            phare_provisioning::pop::collect(&url, FLEET, &db, stop, |_| {}).await
-        })
-    };
+    let collector = Collector::start(scene.broker.url(), &collected);
     let arrived = || {
         PlayLog::open(&collected)
             .and_then(|log| log.sequences_in_arrival_order(DEVICE))
@@ -429,8 +447,7 @@ async fn proof_of_play_waits_on_the_device_for_a_collector() {
         || device_plays(&player).0 < arrived.len() as i64,
         "the device to forget what the collector has",
     );
-    let _ = stop_tx.send(());
-    collector.await.unwrap().unwrap();
+    collector.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,16 +461,7 @@ async fn proof_of_play_crosses_a_broker_outage_exactly_once_and_in_order() {
     let collected = work.path().join("collector.db");
 
     // The collector, running throughout.
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let collector = {
-        let (url, db) = (broker.url(), collected.clone());
-        tokio::spawn(async move {
-            let stop = async {
-                let _ = stop_rx.await;
-            };
-            phare_provisioning::pop::collect(&url, FLEET, &db, stop, |_| {}).await
-        })
-    };
+    let collector = Collector::start(broker.url(), &collected);
     let a = fleet.image("a.png", "smpte");
     let b = fleet.image("b.png", "ball");
     publish(&broker, &fleet.sign(&fleet.assignment(1, &[&a, &b]))).await;
@@ -486,8 +494,7 @@ async fn proof_of_play_crosses_a_broker_outage_exactly_once_and_in_order() {
         "records after the restart",
     );
     player.stop();
-    let _ = stop_tx.send(());
-    collector.await.unwrap().unwrap();
+    collector.stop().await;
 
     // The collector holds 1..=k in arrival order, each once; only records
     // the broker had not acknowledged when the player stopped may be
