@@ -6,8 +6,9 @@
 //!
 //! `make bench-fleet` runs 1000 devices; `FLEET_DEVICES=10000 make
 //! bench-fleet` ten thousand. Devices run 1000 to a process: each holds
-//! about a dozen file descriptors (three SQLite connections with their
-//! WAL and shared-memory files, its broker connection, a timer).
+//! nine to twelve file descriptors (three SQLite connections with their
+//! WAL and shared-memory files, its broker connection, a timer, and its
+//! download's while it fetches).
 //!
 //! The devices' data directories are on a tmpfs (`/dev/shm`) when there is
 //! one: every screen of a fleet writes its own card, whereas here all of
