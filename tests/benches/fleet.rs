@@ -14,8 +14,9 @@
 //! one: every screen of a fleet writes its own card, whereas here all of
 //! them would share one disk and one ext4, whose file creation and fsyncs
 //! then took half the CPU time of a rollout and grew faster than the
-//! fleet. The devices still make every write and fsync they make on a
-//! card. `FLEET_DATA_DIR=<dir>` puts them elsewhere, e.g. on a disk.
+//! fleet. The devices still make every write and fsync they would make on
+//! a card; ten thousand of them hold about 2 GB there.
+//! `FLEET_DATA_DIR=<dir>` puts them elsewhere, e.g. on a disk.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
