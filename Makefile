@@ -54,7 +54,8 @@ bench-gap: release-bins
 bench-cpu: release-bins
 	$(CARGO) bench -p phare-tests --bench cpu
 
-# 1000 simulated devices (FLEET_DEVICES=5000 for more) on one Mosquitto.
+# 1000 simulated devices (FLEET_DEVICES=10000 for ten thousand) on one
+# Mosquitto, their data on a tmpfs (FLEET_DATA_DIR=<dir> for elsewhere).
 bench-fleet: release-bins
 	$(CARGO) bench -p phare-tests --bench fleet
 

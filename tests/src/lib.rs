@@ -82,6 +82,11 @@ impl Mosquitto {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
+    /// The broker's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts (again) on the same port. A non-persistent broker comes back
     /// with no memory of earlier sessions or retained messages, like one
     /// replaced after a failure. If another process holds the port for a
