@@ -545,13 +545,20 @@ impl Alert {
     /// of its groups, or fleet-wide).
     pub fn concerns(&self, device: &str, groups: &[String]) -> bool {
         self.targets.as_ref().is_none_or(|targets| {
-            targets.iter().any(|t| {
-                t.strip_prefix("device:") == Some(device)
-                    || t.strip_prefix("group:")
-                        .is_some_and(|g| groups.iter().any(|mine| mine == g))
-            })
+            targets
+                .iter()
+                .any(|target| target_names(target, device, groups))
         })
     }
+}
+
+/// Whether one `device:<id>` or `group:<name>` target names this device
+/// (directly or through one of its groups).
+pub fn target_names(target: &str, device: &str, groups: &[String]) -> bool {
+    target.strip_prefix("device:") == Some(device)
+        || target
+            .strip_prefix("group:")
+            .is_some_and(|g| groups.iter().any(|mine| mine == g))
 }
 
 /// The sound volume a device takes, in its config and in a `set_volume`

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
-use phare_protocol::document::{Alert, is_valid_alert_id};
+use phare_protocol::document::{Alert, is_valid_alert_id, target_names};
 use serde_json::Value;
 
 use crate::registry::Registry;
@@ -132,13 +132,9 @@ pub fn reach(alert: &Alert, registry: &Registry, statuses: &[Value]) -> Reach {
         .iter()
         .flatten()
         .filter(|target| {
-            let lone = Alert {
-                targets: Some(vec![target.to_string()]),
-                ..alert.clone()
-            };
             !known
                 .iter()
-                .any(|(name, groups)| lone.concerns(name, groups))
+                .any(|(name, groups)| target_names(target, name, groups))
         })
         .cloned()
         .collect();

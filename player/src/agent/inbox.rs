@@ -203,7 +203,14 @@ impl Agent {
             .alerts
             .values()
             .filter(|a| !a.active || a.expires_at <= now)
-            .min_by_key(|a| a.expires_at.min(a.issued_at.max(now)))
+            // A cleared alert ended when its clearing was issued.
+            .min_by_key(|a| {
+                if a.active {
+                    a.expires_at
+                } else {
+                    a.issued_at.min(a.expires_at)
+                }
+            })
             .map(|a| a.id.clone());
         let Some(id) = ended else { return false };
         // Its floor goes too: a replay of it can raise it again only until
