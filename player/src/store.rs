@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use jiff::Timestamp;
+use phare_protocol::report::PlayRecord;
 use rusqlite::{Connection, OptionalExtension, params};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,26 +35,6 @@ pub struct OpenPlay {
     pub asset: Option<String>,
     pub live: Option<String>,
     pub started_at: Timestamp,
-}
-
-/// A closed proof-of-play record, as published on `device/<id>/pop`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct PlayRecord {
-    pub seq: i64,
-    pub playlist: String,
-    pub item: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub asset: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub live: Option<String>,
-    pub start: String,
-    pub end: String,
-    pub completed: bool,
-    /// Why an item did not complete: `schedule`, `assignment`, `alert` (an
-    /// alert took the screen, or covered it while it played), `display_off`,
-    /// `shutdown`, `power_loss`, `interrupted`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
 }
 
 const SCHEMA: &str = "

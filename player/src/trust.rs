@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use phare_protocol::document::{check_not_expired, parse_document};
 use phare_protocol::{Alert, Assignment, Command, Envelope, Rejection, RoleName, Root};
-use serde::Serialize;
 
-use crate::report::Event;
+use crate::report::{Event, EventKind};
 use crate::schedule::Schedule;
 use crate::store::StoredDocument;
+use phare_protocol::report::TrustStatus;
 
 /// Roots held while waiting for their predecessor. Bounded, so that a
 /// hostile broker cannot grow memory with made-up versions; when full, the
@@ -36,19 +36,6 @@ pub struct Identity {
     pub groups: Vec<String>,
     /// Live sources that do not authenticate their stream may play.
     pub allow_plaintext_live: bool,
-}
-
-/// What the device trusts, for its status (`"trust"`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TrustStatus {
-    pub root_version: u64,
-    pub root_expires_at: Timestamp,
-    /// The root has expired: newer roots may be kept from the device (a
-    /// freeze attack, in TUF's terms), or the operator forgot to renew it.
-    pub root_expired: bool,
-    /// Plaintext live sources (`http`, `rtsp`, `udp`, `rtp`, SRT without a
-    /// passphrase) are allowed by the device's config.
-    pub plaintext_live: bool,
 }
 
 /// What accepting new roots changed.
@@ -125,17 +112,13 @@ impl Trust {
         let expired = self.root.expires_at <= now;
         let report = expired && !self.expiry_reported;
         self.expiry_reported = expired;
-        report.then(|| Event {
-            at: now,
-            kind: "root_expired",
-            reason: Some("expired"),
-            detail: format!(
+        report.then(|| {
+            let detail = format!(
                 "root version {} expired at {}: newer roots may be withheld from this \
                  device (freeze); publish a new root",
                 self.root.version, self.root.expires_at
-            )
-            .into(),
-            subject: None,
+            );
+            Event::new(now, EventKind::RootExpired, detail).with_reason("expired")
         })
     }
 
@@ -608,8 +591,8 @@ mod tests {
 
         let event = t.check_freeze(frozen).expect("an expired root is reported");
         assert_eq!(
-            (event.kind, event.reason),
-            ("root_expired", Some("expired"))
+            (event.kind, event.reason.as_deref()),
+            (EventKind::RootExpired, Some("expired"))
         );
         assert!(event.is_error());
         assert!(event.detail.contains("root version 1"), "{}", event.detail);

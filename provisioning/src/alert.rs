@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
 use phare_protocol::document::{Alert, is_valid_alert_id, target_names};
-use serde_json::Value;
+use phare_protocol::report::Status;
 
 use crate::registry::Registry;
 
@@ -103,11 +103,11 @@ pub struct Reach {
     pub unmatched: Vec<String>,
 }
 
-pub fn reach(alert: &Alert, registry: &Registry, statuses: &[Value]) -> Reach {
+pub fn reach(alert: &Alert, registry: &Registry, statuses: &[Status]) -> Reach {
     let online_now: BTreeSet<&str> = statuses
         .iter()
-        .filter(|s| s["online"] == true)
-        .filter_map(|s| s["device"].as_str())
+        .filter(|s| s.online)
+        .map(|s| s.device.as_str())
         .collect();
     // Devices known only by their status: no groups to match.
     let known: Vec<(&str, &[String])> = registry
@@ -117,7 +117,7 @@ pub fn reach(alert: &Alert, registry: &Registry, statuses: &[Value]) -> Reach {
         .chain(
             statuses
                 .iter()
-                .filter_map(|s| s["device"].as_str())
+                .map(|s| s.device.as_str())
                 .filter(|name| registry.get(name).is_none())
                 .map(|name| (name, &[][..])),
         )
@@ -151,10 +151,17 @@ pub fn reach(alert: &Alert, registry: &Registry, statuses: &[Value]) -> Reach {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
 
     use super::*;
     use crate::registry::DeviceRecord;
+
+    fn status(device: &str, online: bool) -> Status {
+        Status {
+            device: device.into(),
+            online,
+            ..Status::default()
+        }
+    }
 
     fn registry() -> Registry {
         let device = |name: &str, groups: &[&str]| DeviceRecord {
@@ -193,9 +200,9 @@ mod tests {
         )
         .unwrap();
         let statuses = [
-            json!({"device": "lobby-1", "online": true}),
-            json!({"device": "lobby-2", "online": false}),
-            json!({"device": "kiosk-9", "online": true}),
+            status("lobby-1", true),
+            status("lobby-2", false),
+            status("kiosk-9", true),
         ];
         let reach = reach(&alert, &registry(), &statuses);
         assert_eq!(
@@ -222,11 +229,7 @@ mod tests {
     #[test]
     fn the_whole_fleet_includes_screens_known_only_by_their_status() {
         let alert = new_alert("acme", spec(&[], "fullscreen"), Timestamp::now()).unwrap();
-        let reach = reach(
-            &alert,
-            &registry(),
-            &[json!({"device": "kiosk-9", "online": true})],
-        );
+        let reach = reach(&alert, &registry(), &[status("kiosk-9", true)]);
         assert_eq!(reach.screens.len(), 4);
         assert_eq!(reach.online, ["kiosk-9".to_string()].into());
     }

@@ -17,10 +17,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use phare_protocol::report::{PlayBatch, PopAck};
 use phare_protocol::topics::Topics;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use rusqlite::{Connection, params};
-use serde::Deserialize;
 
 use crate::connect::{Endpoint, disconnect};
 use crate::terminal::{MAX_SHOWN, printable, without_controls};
@@ -41,25 +41,6 @@ CREATE TABLE IF NOT EXISTS plays (
     PRIMARY KEY (device, seq)
 );
 ";
-
-#[derive(Debug, Deserialize)]
-struct Batch {
-    device: String,
-    records: Vec<Record>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Record {
-    seq: i64,
-    playlist: String,
-    item: i64,
-    asset: Option<String>,
-    live: Option<String>,
-    start: String,
-    end: String,
-    completed: bool,
-    reason: Option<String>,
-}
 
 /// Why a batch was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +80,7 @@ impl PlayLog {
         device: &str,
         payload: &[u8],
     ) -> Result<(usize, Option<i64>), BatchError> {
-        let batch: Batch = serde_json::from_slice(payload)?;
+        let batch: PlayBatch = serde_json::from_slice(payload)?;
         if batch.device != device {
             return Err(BatchError::WrongDevice {
                 topic_device: device.to_string(),
@@ -118,7 +99,7 @@ impl PlayLog {
                     device,
                     r.seq,
                     r.playlist,
-                    r.item,
+                    r.item as i64,
                     r.asset,
                     r.live,
                     r.start,
@@ -252,7 +233,8 @@ pub async fn collect(
                             // Durable here: the device may forget them. Its
                             // records stay on it until this arrives.
                             if let Some(through) = through {
-                                let ack = serde_json::json!({"through": through}).to_string();
+                                let ack = serde_json::to_vec(&PopAck { through })
+                                    .expect("an acknowledgement always serialises");
                                 client
                                     .publish(topics.pop_ack(&device), QoS::AtLeastOnce, false, ack)
                                     .await?;

@@ -51,7 +51,7 @@ impl Agent {
             let roots = self.topics.root_filter();
             let roots = roots.trim_end_matches('+');
             self.status.resolve_errors(|e| {
-                e.kind == "root_expired"
+                e.kind == EventKind::RootExpired
                     || e.subject.as_deref().is_some_and(|s| s.starts_with(roots))
             });
         }
@@ -262,70 +262,58 @@ impl Agent {
             Err(e) => return tracing::error!(error = %e, "recording a command id"),
         }
         self.clock.observe_signed(command.issued_at);
-        let response = serde_json::json!({
-            "id": command.id,
-            "action": command.action,
-            "at": now,
-        });
+        let mut response = CommandResponse::to(&command.id, &command.action, now);
         if command.action == "screenshot" {
             return self.screenshot_later(&command, response);
         }
-        let outcome = self.execute(&command);
-        self.answer(response, outcome);
+        if let Err(error) = self.execute(&command, &mut response) {
+            response = response.failed(error);
+        }
+        self.send_response(&response);
     }
 
-    /// Completes a command's response with its outcome and sends it through
-    /// the outbox. `Ok` carries fields to add to the response.
-    pub(super) fn answer(
-        &mut self,
-        mut response: serde_json::Value,
-        outcome: Result<serde_json::Value, String>,
-    ) {
-        response["ok"] = outcome.is_ok().into();
-        match outcome {
-            Ok(serde_json::Value::Object(extra)) => {
-                response.as_object_mut().expect("an object").extend(extra)
-            }
-            Ok(_) => {}
-            Err(error) => response["error"] = error.into(),
-        }
-        let json = serde_json::to_vec(&response).expect("responses always serialise");
+    /// Sends a command's response through the outbox.
+    pub(super) fn send_response(&mut self, response: &CommandResponse) {
+        let json = serde_json::to_vec(response).expect("responses always serialise");
         let topic = self.topics.response(&self.config.device_id);
-        self.queue(&topic, &json, false);
+        self.queue(&topic, &json, Importance::Error);
     }
 
     /// Encodes the thumbnail off the agent's task (it takes a fraction of a
     /// second) and answers when it is done. `args.format`: `png` (default)
     /// or `jpeg`.
-    fn screenshot_later(&mut self, command: &Command, response: serde_json::Value) {
+    fn screenshot_later(&mut self, command: &Command, mut response: CommandResponse) {
         let format = match command.args.get("format").and_then(|f| f.as_str()) {
             None | Some("png") => ThumbnailFormat::Png,
             Some("jpeg") => ThumbnailFormat::Jpeg,
             Some(other) => {
-                return self.answer(response, Err(format!("args.format {other:?}: png or jpeg")));
+                let response = response.failed(format!("args.format {other:?}: png or jpeg"));
+                return self.send_response(&response);
             }
         };
         let screenshots = self.renderer.screenshots();
         let answers = self.answers_tx.clone();
         tokio::task::spawn_blocking(move || {
             use base64::Engine;
-            let outcome = screenshots
-                .thumbnail(format)
-                .map(|image| {
-                    serde_json::json!({
-                        "media_type": format.media_type(),
-                        "image": base64::engine::general_purpose::STANDARD.encode(image),
-                    })
-                })
-                .map_err(|e| e.to_string());
-            let _ = answers.send((response, outcome));
+            match screenshots.thumbnail(format) {
+                Ok(image) => {
+                    response.media_type = Some(format.media_type().to_string());
+                    response.image = Some(base64::engine::general_purpose::STANDARD.encode(image));
+                }
+                Err(e) => response = response.failed(e.to_string()),
+            }
+            let _ = answers.send(response);
         });
     }
 
-    /// Carries out a verified, first-seen command; `Ok` carries fields to
-    /// add to the response.
-    pub(super) fn execute(&mut self, command: &Command) -> Result<serde_json::Value, String> {
-        let done = Ok(serde_json::Value::Null);
+    /// Carries out a verified, first-seen command, adding what it did to
+    /// `response`.
+    pub(super) fn execute(
+        &mut self,
+        command: &Command,
+        response: &mut CommandResponse,
+    ) -> Result<(), String> {
+        let done = Ok(());
         match command.action.as_str() {
             "report_now" => {
                 self.publish_status();
@@ -334,7 +322,9 @@ impl Agent {
             "purge_cache" => {
                 let (files, bytes) = self.cache.purge();
                 self.publish_status();
-                Ok(serde_json::json!({"purged_files": files, "purged_bytes": bytes}))
+                response.purged_files = Some(files);
+                response.purged_bytes = Some(bytes);
+                done
             }
             "reload" => {
                 // Start the programme again from its first item.
@@ -402,13 +392,11 @@ impl Agent {
         }
         let (detail, subject) = (ShortText::from(detail), ShortText::from(subject));
         tracing::warn!(%subject, reason = rejection.code(), %detail, "document rejected");
-        self.emit(Event {
-            at: Timestamp::now(),
-            kind: "rejected",
-            reason: Some(rejection.code()),
-            detail,
-            subject: Some(subject),
-        });
+        self.emit(
+            Event::new(Timestamp::now(), EventKind::Rejected, detail)
+                .with_reason(rejection.code())
+                .with_subject(subject),
+        );
         self.publish_status();
     }
 }

@@ -33,12 +33,13 @@ use crate::render::{
     StatusScreen, ThumbnailFormat,
 };
 use crate::report::{
-    self, Admission, AssignmentStatus, Event, LiveStatus, PendingStatus, PlayingStatus,
-    RejectionBudget, ShortText, Status,
+    self, Admission, AlertStatus, AssignmentStatus, DisplayState, Event, EventKind, LiveStatus,
+    PendingStatus, PlayingStatus, RejectionBudget, ShortText, Status,
 };
 use crate::schedule::Schedule;
 use crate::store::{OpenPlay, Store};
 use crate::trust::{ALERT_STREAMS, Identity, Trust, Verdict, alert_stream, assignment_stream};
+use phare_protocol::report::{CommandResponse, Importance, Interruption, PlayBatch, PopAck};
 
 mod inbox;
 mod plays;
@@ -168,7 +169,7 @@ pub struct Agent {
     /// is not seen.
     alert_covers_programme: bool,
     /// Why the item on screen is about to be cut short, set by the cause.
-    interrupt_reason: Option<&'static str>,
+    interrupt_reason: Option<Interruption>,
     /// The proof-of-play batch on its way, if any.
     plays_in_flight: Option<PlaysInFlight>,
     play_token: u64,
@@ -186,10 +187,9 @@ pub struct Agent {
     link_events: mpsc::Receiver<LinkEvent>,
     fetch_events: mpsc::UnboundedReceiver<FetchEvent>,
     render_events: mpsc::UnboundedReceiver<RenderEvent>,
-    /// Command responses finished off the agent's task (screenshots):
-    /// the response so far and the outcome.
-    answers_tx: mpsc::UnboundedSender<(serde_json::Value, Result<serde_json::Value, String>)>,
-    answers: mpsc::UnboundedReceiver<(serde_json::Value, Result<serde_json::Value, String>)>,
+    /// Command responses finished off the agent's task (screenshots).
+    answers_tx: mpsc::UnboundedSender<CommandResponse>,
+    answers: mpsc::UnboundedReceiver<CommandResponse>,
 }
 
 impl Agent {
@@ -268,7 +268,7 @@ impl Agent {
                 subscriptions,
                 will: (
                     topics.status(&config.device_id),
-                    report::offline_will(&config.device_id),
+                    Status::offline_will(&config.device_id),
                 ),
                 auth: config.mqtt.clone(),
                 primary_retry: Duration::from_secs(config.primary_retry_s),
@@ -278,7 +278,7 @@ impl Agent {
 
         let (answers_tx, answers) = mpsc::unbounded_channel();
         let mut agent = Agent {
-            status: Status::new(&config.device_id),
+            status: report::initial_status(&config.device_id, Timestamp::now()),
             config,
             topics,
             store,
@@ -346,7 +346,7 @@ impl Agent {
                     self.on_cache(outcome);
                 }
                 Some(event) = self.render_events.recv() => self.on_render(event),
-                Some((response, outcome)) = self.answers.recv() => self.answer(response, outcome),
+                Some(response) = self.answers.recv() => self.send_response(&response),
                 ring = self.alarm.ring() => {
                     if let Ok(Ring::ClockSet) = ring {
                         tracing::info!("the system clock was set: re-planning");
@@ -370,7 +370,7 @@ impl Agent {
             }
         }
         tracing::info!("shutting down");
-        self.interrupt_reason = Some("shutdown");
+        self.interrupt_reason = Some(Interruption::Shutdown);
         self.close_play(false);
         self.renderer.stop();
         self.status.online = false;
@@ -455,7 +455,7 @@ impl Agent {
             LinkEvent::Connected { broker } => {
                 self.status.broker = Some(broker);
                 self.status
-                    .resolve_errors(|e| e.kind == "broker_unreachable");
+                    .resolve_errors(|e| e.kind == EventKind::BrokerUnreachable);
                 self.show_status_screen();
                 self.plays_in_flight = None;
                 self.outbox.connection_lost();
@@ -475,13 +475,8 @@ impl Agent {
             LinkEvent::Unreachable { broker, reason } => {
                 // Kept in the status (and status.json, for the local admin)
                 // without queueing an event per retry.
-                let error = Event {
-                    at: Timestamp::now(),
-                    kind: "broker_unreachable",
-                    reason: None,
-                    detail: reason.into(),
-                    subject: Some(broker.into()),
-                };
+                let error = Event::new(Timestamp::now(), EventKind::BrokerUnreachable, reason)
+                    .with_subject(broker);
                 let repeated = self.status.errors.last().is_some_and(|last| {
                     (last.kind, &last.detail, &last.subject)
                         == (error.kind, &error.detail, &error.subject)
@@ -519,21 +514,21 @@ impl Agent {
 
     fn emit(&mut self, event: Event) {
         // An asset that arrived whole ends the failures about it.
-        if event.kind == "downloaded" {
+        if event.kind == EventKind::Downloaded {
             self.status
                 .resolve_errors(|e| e.subject.is_some() && e.subject == event.subject);
         }
         let json = serde_json::to_vec(&event).expect("events always serialise");
         let topic = self.topics.events(&self.config.device_id);
-        self.queue(&topic, &json, !event.is_error());
+        self.queue(&topic, &json, event.kind.importance());
         if event.is_error() {
             self.status.record_error(event);
         }
     }
 
     /// Sends `payload` through the durable outbox: kept until a broker
-    /// acknowledges it; `low_value` ones are dropped first when it is full.
-    fn queue(&mut self, topic: &str, payload: &[u8], low_value: bool) {
+    /// acknowledges it; routine ones are dropped first when it is full.
+    fn queue(&mut self, topic: &str, payload: &[u8], importance: Importance) {
         // Stored, it would be sent first again on every connection and fail
         // each one: never queued.
         if !crate::link::fits_in_packet(topic, payload) {
@@ -543,7 +538,7 @@ impl Agent {
                 "message over the packet cap dropped"
             );
         }
-        if let Err(e) = self.outbox.push(topic, payload, low_value) {
+        if let Err(e) = self.outbox.push(topic, payload, importance) {
             tracing::error!(error = %e, topic, "queueing a message");
         }
         self.send_outbox();
@@ -568,10 +563,14 @@ impl Agent {
     fn publish_status(&mut self) {
         let now = self.now();
         self.save_times();
-        self.status.at = now;
-        self.status.alert = self.shown_alert(now).map(|a| {
-            serde_json::json!({"id": a.id, "version": a.version, "priority": a.priority,
-                               "style": a.style, "message": a.message, "expires_at": a.expires_at})
+        self.status.at = Some(now);
+        self.status.alert = self.shown_alert(now).map(|a| AlertStatus {
+            id: a.id.clone(),
+            version: a.version,
+            priority: a.priority,
+            style: a.style.clone(),
+            message: a.message.clone(),
+            expires_at: a.expires_at,
         });
         self.status.uptime_s = self.started.elapsed().as_secs();
         if let Some(event) = self.trust.check_freeze(now) {

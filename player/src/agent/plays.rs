@@ -33,14 +33,14 @@ impl Agent {
                     }
                     Some(uri) => Some(LiveStatus {
                         uri,
-                        state: LiveState::Fallback.as_str(),
+                        state: LiveState::Fallback,
                     }),
                     None => None,
                 };
                 // It plays now: its earlier failures are over.
                 let shown = source.to_string();
                 self.status.resolve_errors(|e| {
-                    e.kind == "play_failed" && e.subject.as_deref() == Some(shown.as_str())
+                    e.kind == EventKind::PlayFailed && e.subject.as_deref() == Some(shown.as_str())
                 });
                 self.close_play(false);
                 match self.store.open_play(&play) {
@@ -56,24 +56,19 @@ impl Agent {
                 self.publish_status();
             }
             RenderEvent::ItemFailed { index, reason } => {
-                let subject = active
+                let mut event = Event::new(Timestamp::now(), EventKind::PlayFailed, reason);
+                event.subject = active
                     .items
                     .get(index)
                     .map(|(_, source)| source.to_string().into());
-                self.emit(Event {
-                    at: Timestamp::now(),
-                    kind: "play_failed",
-                    reason: None,
-                    detail: reason.into(),
-                    subject,
-                });
+                self.emit(event);
                 self.publish_status();
             }
             RenderEvent::LiveState { index, state } => {
                 if let Some((_, ItemSource::Live(uri))) = active.items.get(index) {
                     self.status.live = Some(LiveStatus {
                         uri: uri.clone(),
-                        state: state.as_str(),
+                        state,
                     });
                     self.publish_status();
                 }
@@ -95,14 +90,16 @@ impl Agent {
         };
         let reason = match (completed, hidden) {
             (true, false) => None,
-            (_, true) => Some("alert"),
-            (false, false) => Some(self.interrupt_reason.unwrap_or("interrupted")),
+            (_, true) => Some(Interruption::Alert),
+            (false, false) => Some(self.interrupt_reason.unwrap_or(Interruption::Interrupted)),
         };
         let completed = reason.is_none();
-        if let Err(e) = self
-            .store
-            .close_play(seq, Timestamp::now(), completed, reason)
-        {
+        if let Err(e) = self.store.close_play(
+            seq,
+            Timestamp::now(),
+            completed,
+            reason.map(Interruption::as_str),
+        ) {
             tracing::error!(error = %e, "closing a proof-of-play record");
         }
         self.send_plays();
@@ -114,21 +111,24 @@ impl Agent {
         if self.status.broker.is_none() || self.plays_in_flight.is_some() {
             return;
         }
-        let mut batch = match self.store.closed_plays(PLAY_BATCH) {
-            Ok(batch) => batch,
+        let records = match self.store.closed_plays(PLAY_BATCH) {
+            Ok(records) => records,
             Err(e) => return tracing::error!(error = %e, "reading proof of play"),
         };
         let topic = self.topics.pop(&self.config.device_id);
+        let mut batch = PlayBatch {
+            device: self.config.device_id.clone(),
+            records,
+        };
         // Halved until it fits one packet (records quote live URIs).
         let json = loop {
-            let payload = serde_json::json!({"device": self.config.device_id, "records": batch});
-            let json = serde_json::to_vec(&payload).expect("records always serialise");
-            if crate::link::fits_in_packet(&topic, &json) || batch.len() <= 1 {
+            let json = serde_json::to_vec(&batch).expect("records always serialise");
+            if crate::link::fits_in_packet(&topic, &json) || batch.records.len() <= 1 {
                 break json;
             }
-            batch.truncate(batch.len() / 2);
+            batch.records.truncate(batch.records.len() / 2);
         };
-        let Some(last) = batch.last().map(|r| r.seq) else {
+        let Some(last) = batch.records.last().map(|r| r.seq) else {
             return;
         };
         if !crate::link::fits_in_packet(&topic, &json) {
@@ -163,10 +163,6 @@ impl Agent {
     /// Unsigned: the broker's ACL lets only the collector write here, and
     /// a false acknowledgement can only cost records, never show anything.
     pub(super) fn on_pop_ack(&mut self, payload: &[u8]) {
-        #[derive(serde::Deserialize)]
-        struct Ack {
-            through: i64,
-        }
         let last = match self.plays_in_flight {
             Some(
                 PlaysInFlight::Publishing { last, .. }
@@ -175,8 +171,8 @@ impl Agent {
             None => return,
         };
         // A few bytes: anything longer is not an acknowledgement.
-        let Some(ack) = (payload.len() <= 64)
-            .then(|| serde_json::from_slice::<Ack>(payload).ok())
+        let Some(ack) = (payload.len() <= PopAck::MAX_BYTES)
+            .then(|| serde_json::from_slice::<PopAck>(payload).ok())
             .flatten()
         else {
             return tracing::warn!("an unreadable proof-of-play acknowledgement ignored");

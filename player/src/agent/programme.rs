@@ -147,7 +147,7 @@ impl Agent {
             if let Some(item) = alert_item {
                 // Another alert's asset replaces this one's.
                 if self.alert_asset_playing.as_ref() != Some(&item.path) {
-                    self.interrupt_reason = Some("alert");
+                    self.interrupt_reason = Some(Interruption::Alert);
                     self.alert_asset_playing = Some(item.path.clone());
                     self.renderer.play(vec![item]);
                     self.status.playing = None;
@@ -162,9 +162,9 @@ impl Agent {
             {
                 self.alert_asset_playing = None;
                 let reason = if playing.is_none() {
-                    "assignment"
+                    Interruption::Assignment
                 } else {
-                    "schedule"
+                    Interruption::Schedule
                 };
                 self.play_playlist(plan.playlist, reason);
             }
@@ -195,13 +195,17 @@ impl Agent {
     /// Turns the screen and the pipeline on or off (HDMI-CEC where the
     /// hardware has it; the pipeline goes to NULL either way).
     pub(super) fn set_display(&mut self, on: bool) {
-        let state = if on { "on" } else { "off" };
+        let state = if on {
+            DisplayState::On
+        } else {
+            DisplayState::Off
+        };
         if self.status.display == state {
             return;
         }
-        tracing::info!(display = state, "screen power");
+        tracing::info!(display = ?state, "screen power");
         if !on {
-            self.interrupt_reason = Some("display_off");
+            self.interrupt_reason = Some(Interruption::DisplayOff);
         }
         self.renderer.set_display(on);
         power::set_screen_power(on);
@@ -212,7 +216,7 @@ impl Agent {
     }
 
     /// Starts playing one playlist of the active assignment.
-    pub(super) fn play_playlist(&mut self, playlist: String, reason: &'static str) {
+    pub(super) fn play_playlist(&mut self, playlist: String, reason: Interruption) {
         self.interrupt_reason = Some(reason);
         let Some(active) = &self.active else { return };
         let assignment = &active.assignment;

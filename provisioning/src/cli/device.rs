@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use phare_protocol::report::CommandResponse;
 use phare_protocol::topics::Topics;
 use phare_provisioning::command::{self, Request};
 use phare_provisioning::enrol::{self, DeviceSpec};
@@ -222,8 +223,9 @@ pub async fn run(command: DeviceCommand) -> anyhow::Result<()> {
 }
 
 /// What an answer says beyond the usual fields, e.g. ` (purged_files 3)`.
-fn details(response: &Value) -> String {
+fn details(response: &CommandResponse) -> String {
     const USUAL: [&str; 5] = ["id", "ok", "action", "at", "error"];
+    let response = serde_json::to_value(response).expect("a response always serialises");
     let extra: Vec<String> = response
         .as_object()
         .into_iter()
@@ -239,7 +241,7 @@ fn details(response: &Value) -> String {
 }
 
 /// Sends one command and returns the device's answer if it is `ok`.
-async fn send(to: &Target, action: &str, args: Value) -> anyhow::Result<Value> {
+async fn send(to: &Target, action: &str, args: Value) -> anyhow::Result<CommandResponse> {
     let keyring = Keyring::open(&to.keyring)?;
     let topics = match &to.prefix {
         Some(prefix) => Topics::new(prefix),
@@ -256,12 +258,12 @@ async fn send(to: &Target, action: &str, args: Value) -> anyhow::Result<Value> {
         eprintln!("waiting for {}… ({} s)", to.name, spent.as_secs())
     })
     .await?;
-    if response["ok"] != true {
+    if !response.ok {
         bail!(
             "{} refused {action}: {}",
             to.name,
             printable(
-                response["error"].as_str().unwrap_or("no reason given"),
+                response.error.as_deref().unwrap_or("no reason given"),
                 MAX_SHOWN
             )
         );
