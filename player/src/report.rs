@@ -6,23 +6,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
-
 pub use phare_protocol::report::{
-    AlertStatus, AssignmentStatus, CacheIssue, CacheIssueKind, CacheStatus, DisplayState, Event,
-    EventKind, LiveState, LiveStatus, PendingStatus, PlayingStatus, ShortText, Status,
+    CacheIssue, CacheIssueKind, CacheStatus, Event, EventKind, ShortText,
 };
-
-/// This player's status before it knows anything: online, screen on.
-pub fn initial_status(device: &str, at: Timestamp) -> Status {
-    Status {
-        device: device.to_string(),
-        online: true,
-        player_version: env!("CARGO_PKG_VERSION").to_string(),
-        at: Some(at),
-        ..Status::default()
-    }
-}
 
 /// How many rejection events a device reports per window: a hostile
 /// broker can send thousands of bad documents a second, and each event
@@ -95,6 +81,8 @@ pub fn free_bytes(path: &Path) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use jiff::Timestamp;
+
     use super::*;
 
     #[test]
@@ -122,15 +110,15 @@ mod tests {
 
     #[test]
     fn a_full_status_stays_far_below_the_packet_cap() {
-        let mut status = initial_status("lobby-1", Timestamp::now());
+        use phare_protocol::report::{RECENT_ERRORS, Status};
         let huge = "x".repeat(4 << 20);
-        for _ in 0..100 {
-            status.record_error(
-                Event::new(Timestamp::now(), EventKind::Rejected, huge.as_str())
-                    .with_reason("malformed")
-                    .with_subject(huge.as_str()),
-            );
-        }
+        let error = Event::new(Timestamp::now(), EventKind::Rejected, huge.as_str())
+            .with_reason("malformed")
+            .with_subject(huge.as_str());
+        let status = Status {
+            errors: vec![error; RECENT_ERRORS],
+            ..Status::default()
+        };
         assert!(
             status.to_json().len() < 16 * 1024,
             "{}",

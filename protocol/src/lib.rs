@@ -23,7 +23,9 @@ pub mod report;
 pub mod topics;
 pub mod verify;
 
-pub use document::{Alert, AssetEntry, AssetId, Assignment, Command, PlaylistItem, RoleName, Root};
+pub use document::{
+    Action, Alert, AssetEntry, AssetId, Assignment, Command, PlaylistItem, RoleName, Root, Target,
+};
 pub use envelope::{Envelope, MAX_ENVELOPE_BYTES};
 pub use keys::{SigningKey, keyid_of};
 pub use rejection::Rejection;

@@ -83,20 +83,6 @@ impl Status {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a status always serialises")
     }
-
-    /// Forgets the errors `resolved` says are over: what they were about
-    /// was superseded or works now. The status lists current problems only.
-    pub fn resolve_errors(&mut self, resolved: impl Fn(&Event) -> bool) {
-        self.errors.retain(|event| !resolved(event));
-    }
-
-    /// Keeps an error, forgetting the oldest past [`RECENT_ERRORS`].
-    pub fn record_error(&mut self, event: Event) {
-        if self.errors.len() == RECENT_ERRORS {
-            self.errors.remove(0);
-        }
-        self.errors.push(event);
-    }
 }
 
 /// The assignment on screen.

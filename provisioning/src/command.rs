@@ -14,11 +14,12 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use jiff::{SignedDuration, Timestamp};
+use phare_protocol::document::Action;
 use phare_protocol::report::{CommandResponse, Status};
 use phare_protocol::topics::Topics;
 use ring::rand::{SecureRandom, SystemRandom};
 use rumqttc::{Event, Packet, QoS, SubscribeReasonCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::connect::{Endpoint, disconnect};
 use crate::files::{Access, write_atomic};
@@ -34,10 +35,7 @@ const STATUS_WAIT: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct Request {
     pub device: String,
-    /// `screenshot`, `reload`, `reboot`, `display_on`, `display_off`,
-    /// `set_volume`, `purge_cache`, `report_now`.
-    pub action: String,
-    pub args: Value,
+    pub action: Action,
 }
 
 /// Sends `request` through `broker` and returns the device's response
@@ -170,7 +168,7 @@ async fn publish_command(
     let command = json!({
         "kind": "command", "fleet": keyring.root().fleet, "device": request.device, "id": id,
         "issued_at": now, "expires_at": now.checked_add(LIFETIME)?,
-        "action": request.action, "args": request.args,
+        "action": request.action.name(), "args": request.action.args(),
     });
     let envelope = keyring.sign("command", &command)?;
     client

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use phare_player::tls::MqttAuth;
+use phare_protocol::document::{Action, ImageFormat};
 use phare_protocol::topics::Topics;
 use phare_provisioning::ca::Tool;
 use phare_provisioning::command::{self, Request};
@@ -397,16 +398,15 @@ async fn an_enrolled_screen_is_watched_and_commanded_over_mutual_tls() {
     );
 
     let keyring = Keyring::open(&world.keys).unwrap();
-    let ask = |action: &str| Request {
+    let ask = |action: Action| Request {
         device: "lobby-3".into(),
-        action: action.into(),
-        args: json!({}),
+        action,
     };
     let answer = command::send(
         &operator,
         &topics,
         &keyring,
-        &ask("report_now"),
+        &ask(Action::ReportNow),
         TIMEOUT,
         |_| {},
     )
@@ -421,7 +421,9 @@ async fn an_enrolled_screen_is_watched_and_commanded_over_mutual_tls() {
             &operator,
             &topics,
             &keyring,
-            &ask("screenshot"),
+            &ask(Action::Screenshot {
+                format: ImageFormat::Png,
+            }),
             TIMEOUT,
             |_| {},
         )
@@ -447,7 +449,7 @@ async fn an_enrolled_screen_is_watched_and_commanded_over_mutual_tls() {
         &operator,
         &topics,
         &keyring,
-        &ask("reload"),
+        &ask(Action::Reload),
         TIMEOUT,
         |_| {},
     )
