@@ -10,7 +10,6 @@ use phare_protocol::{Alert, Assignment, Command, Envelope, Rejection, RoleName, 
 use serde::Serialize;
 
 use crate::report::Event;
-use crate::schedule::Schedule;
 use crate::store::StoredDocument;
 
 /// Roots held while waiting for their predecessor. Bounded, so that a
@@ -217,7 +216,6 @@ impl Trust {
             .verify(envelope, RoleName::Publisher, "assignment")?;
         let assignment: Assignment = parse_document(&body, "assignment")?;
         assignment.validate()?;
-        Schedule::compile(&assignment).map_err(Rejection::Malformed)?;
         let Identity {
             fleet,
             device_id,
@@ -265,6 +263,7 @@ impl Trust {
     ) -> Result<Command, Rejection> {
         let body = self.root.verify(envelope, RoleName::Operator, "command")?;
         let command: Command = parse_document(&body, "command")?;
+        command.validate()?;
         command.check_binding(&self.identity.fleet, &self.identity.device_id)?;
         check_not_expired(command.expires_at, now)?;
         Ok(command)

@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod keys;
 pub mod members;
 pub mod rejection;
+pub mod schedule;
 pub mod topics;
 pub mod verify;
 

@@ -36,7 +36,7 @@ use crate::report::{
     self, Admission, AssignmentStatus, Event, LiveStatus, PendingStatus, PlayingStatus,
     RejectionBudget, ShortText, Status,
 };
-use crate::schedule::Schedule;
+use phare_protocol::schedule::Schedule;
 use crate::store::{OpenPlay, Store};
 use crate::trust::{ALERT_STREAMS, Identity, Trust, Verdict, alert_stream, assignment_stream};
 
