@@ -933,15 +933,17 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        let entry = |days: &str, start: &str| {
-            serde_json::json!([{ "playlist": "main", "days": [days], "start": start, "end": "18:00" }])
-        };
+        let entry = |days: &str, start: &str| serde_json::json!([{ "playlist": "main", "days": [days], "start": start, "end": "18:00" }]);
         let day = refusal(&|d| d["schedule"] = entry("thurs", "08:00"));
-        assert!(day.contains("schedule entry 0: unknown day \"thurs\""), "{day}");
+        assert!(
+            day.contains("schedule entry 0: unknown day \"thurs\""),
+            "{day}"
+        );
         let time = refusal(&|d| d["schedule"] = entry("thu", "25:30"));
         assert!(time.contains("start \"25:30\" is not HH:MM"), "{time}");
         let power = refusal(&|d| {
-            d["display"] = serde_json::json!({ "power": [{ "days": ["mon"], "on": "7", "off": "19:00" }] })
+            d["display"] =
+                serde_json::json!({ "power": [{ "days": ["mon"], "on": "7", "off": "19:00" }] })
         });
         assert!(power.contains("display.power window 0"), "{power}");
         let backwards = refusal(&|d| d["expires_at"] = "2026-10-01T00:00:00Z".into());
@@ -958,7 +960,10 @@ mod tests {
         let err = validate_payload("alert", &serde_json::to_vec(&alert).unwrap()).unwrap_err();
         assert!(err.to_string().contains("is not after issued_at"), "{err}");
         alert["expires_at"] = "2026-11-01T01:00:00Z".into();
-        assert_eq!(validate_payload("alert", &serde_json::to_vec(&alert).unwrap()), Ok(()));
+        assert_eq!(
+            validate_payload("alert", &serde_json::to_vec(&alert).unwrap()),
+            Ok(())
+        );
     }
 
     #[test]

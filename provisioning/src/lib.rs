@@ -18,6 +18,7 @@ pub mod media;
 pub mod mosquitto;
 pub mod origin;
 pub mod pop;
+pub mod preflight;
 pub mod publish;
 pub mod registry;
 pub mod revocation;

@@ -36,9 +36,9 @@ use crate::report::{
     self, Admission, AssignmentStatus, Event, LiveStatus, PendingStatus, PlayingStatus,
     RejectionBudget, ShortText, Status,
 };
-use phare_protocol::schedule::Schedule;
 use crate::store::{OpenPlay, Store};
 use crate::trust::{ALERT_STREAMS, Identity, Trust, Verdict, alert_stream, assignment_stream};
+use phare_protocol::schedule::Schedule;
 
 mod inbox;
 mod plays;

@@ -5,3 +5,4 @@
 pub mod broker;
 pub mod device;
 pub mod flags;
+pub mod sign;
