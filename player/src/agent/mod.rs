@@ -44,9 +44,6 @@ mod inbox;
 mod plays;
 mod programme;
 
-/// Proof-of-play records per published batch.
-const PLAY_BATCH: usize = 100;
-
 /// A proof-of-play batch on its way (one at a time). Its records are
 /// forgotten only once a collector acknowledged them on `pop/ack`: the
 /// broker's acknowledgement is not enough, since with no collector session

@@ -2,6 +2,7 @@
 //! of play, recorded durably and sent in acknowledged batches.
 
 use super::*;
+use crate::store::{MAX_HELD_PLAYS, PLAY_BATCH};
 
 impl Agent {
     pub(super) fn on_render(&mut self, event: RenderEvent) {
@@ -104,6 +105,15 @@ impl Agent {
             .close_play(seq, Timestamp::now(), completed, reason)
         {
             tracing::error!(error = %e, "closing a proof-of-play record");
+        }
+        match self.store.fold_oldest_plays(MAX_HELD_PLAYS) {
+            Ok(0) => {}
+            Ok(folded) => tracing::warn!(
+                folded,
+                held = MAX_HELD_PLAYS,
+                "no collector took the proof of play: its oldest records are now summaries"
+            ),
+            Err(e) => tracing::error!(error = %e, "summarising proof of play"),
         }
         self.send_plays();
     }
