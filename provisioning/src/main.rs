@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 use phare_protocol::envelope::payload_type;
 use phare_protocol::{Envelope, RoleName};
 use phare_provisioning::ca::Tool;
-use phare_provisioning::{alert, asset, demo, fleet, keys, pop, publish, registry, terminal};
+use phare_provisioning::{alert, demo, fleet, keys, pop, publish, registry, terminal};
 
+use cli::authoring::{AssetCommand, AssignmentCommand, StampFlags};
 use cli::broker::BrokerCommand;
 use cli::device::DeviceCommand;
 use cli::flags::{BrokerAuth, FleetBroker};
@@ -36,6 +37,11 @@ enum Command {
     /// holders in different places). A document devices would reject (a
     /// missing field, an unsafe URL, an SRT source in listener mode…) is
     /// refused with the reason instead.
+    ///
+    /// With --bump, --version or --issued-now, the payload file is first
+    /// rewritten with what they set (pretty JSON, members in the
+    /// protocol's order), and those exact bytes are signed: the file is
+    /// what was signed.
     Sign {
         /// Document kind: root, assignment, alert or command (read from the
         /// payload when omitted).
@@ -57,6 +63,8 @@ enum Command {
         /// Write the envelope here instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        stamp: StampFlags,
     },
     /// Publish signed envelopes on the topics their documents name (retained,
     /// except commands, which are used once).
@@ -77,7 +85,10 @@ enum Command {
         #[arg(required = true)]
         envelopes: Vec<PathBuf>,
     },
-    /// Describe content files for an assignment.
+    /// Write a new assignment.
+    #[command(subcommand)]
+    Assignment(AssignmentCommand),
+    /// Describe content files, or add them to an assignment.
     #[command(subcommand)]
     Asset(AssetCommand),
     /// Emergency and information alerts over every screen of the fleet.
@@ -278,21 +289,6 @@ enum KeysCommand {
     Show {
         #[arg(long, default_value = "keys")]
         dir: PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
-enum AssetCommand {
-    /// Print the signed-entry JSON of a file: sha256 id, size, media type,
-    /// and its URL under each origin.
-    Add {
-        file: PathBuf,
-        /// Origin base URL the file is (or will be) uploaded to; repeatable.
-        #[arg(long = "origin")]
-        origins: Vec<String>,
-        /// Media type, when the file extension does not tell.
-        #[arg(long)]
-        media_type: Option<String>,
     },
 }
 
@@ -544,6 +540,7 @@ fn run() -> anyhow::Result<()> {
             add_to,
             payload,
             output,
+            stamp,
         } => {
             let signers = key_files
                 .iter()
@@ -559,6 +556,8 @@ fn run() -> anyhow::Result<()> {
                     let body = std::fs::read(payload)
                         .with_context(|| format!("reading {}", payload.display()))?;
                     let kind = document_kind(&body, kind.as_deref())?;
+                    let tls_keyring = keyring.clone().unwrap_or_else(|| "keys".into());
+                    let body = runtime.block_on(stamp.apply(payload, &kind, body, &tls_keyring))?;
                     phare_protocol::document::validate_payload(&kind, &body).map_err(|why| {
                         anyhow::anyhow!(
                             "not signing {}: devices would reject it: {why}",
@@ -615,15 +614,8 @@ fn run() -> anyhow::Result<()> {
                 })?;
             }
         }
-        Command::Asset(AssetCommand::Add {
-            file,
-            origins,
-            media_type,
-        }) => {
-            let (id, entry) = asset::entry_for(&file, &origins, media_type.as_deref())?;
-            let json = serde_json::json!({ id.to_string(): entry });
-            println!("{}", serde_json::to_string_pretty(&json)?);
-        }
+        Command::Assignment(command) => cli::authoring::assignment(command)?,
+        Command::Asset(command) => cli::authoring::asset(command)?,
         Command::Alert(command) => runtime.block_on(alert_command(command))?,
         Command::Pop(PopCommand::Collect { to, db, duration_s }) => runtime.block_on(async {
             let fleet = to.fleet_name()?;

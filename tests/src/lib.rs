@@ -279,8 +279,7 @@ impl Fleet {
         let mut assets = serde_json::Map::new();
         let mut items = Vec::new();
         for file in files {
-            let (id, mut entry) = entry_for(file, &[], None).unwrap();
-            entry.urls = vec![file.file_name().unwrap().to_str().unwrap().to_string()];
+            let (id, entry) = entry_for(file, &[], None).unwrap();
             let mut item = json!({"asset": id});
             if entry.is_image() {
                 item["duration_ms"] = 800.into();
@@ -691,13 +690,18 @@ impl Drop for Player {
 
 /// The `phare-player` binary of this build (target/<profile>/phare-player).
 pub fn player_binary() -> PathBuf {
+    built_binary("phare-player")
+}
+
+/// The `phare` operator tool of this build, as admins run it.
+pub fn phare_binary() -> PathBuf {
+    built_binary("phare")
+}
+
+fn built_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test> -> target/<profile>/phare-player
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("phare-player");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let path = exe.parent().and_then(Path::parent).unwrap().join(name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --bins` first (make test does)",
