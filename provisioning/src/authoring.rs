@@ -198,14 +198,20 @@ pub struct Stamp {
     pub issued_at: Option<Timestamp>,
 }
 
-/// Sets the stamp's members in a document of `kind`: assignments and
-/// alerts only (a root's version is `phare keys`'s; commands have none).
-pub fn stamp(document: &mut Value, kind: &str, stamp: Stamp) -> anyhow::Result<()> {
+/// Whether documents of `kind` can be stamped: assignments and alerts
+/// only (a root's version is `phare keys`'s; commands have none).
+pub fn check_stampable(kind: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
         matches!(kind, "assignment" | "alert"),
         "only an assignment's or an alert's version and issued_at are set when signing, \
          not a {kind}'s"
     );
+    Ok(())
+}
+
+/// Sets the stamp's members in a document of `kind` ([`check_stampable`]).
+pub fn stamp(document: &mut Value, kind: &str, stamp: Stamp) -> anyhow::Result<()> {
+    check_stampable(kind)?;
     let object = document
         .as_object_mut()
         .context("the payload is not a JSON object")?;

@@ -83,8 +83,8 @@ pub enum AssetCommand {
 pub struct StampFlags {
     /// Set `version` to one more than the document's retained on the
     /// --broker(s), 1 if none is (read, not verified), and `issued_at` to
-    /// now. Over mqtts:// the keyring's TLS files (tls/ca.pem,
-    /// tls/operator.pem) are used.
+    /// now. Over mqtts:// the TLS files of --keyring (else keys/) are
+    /// used: tls/ca.pem, tls/operator.pem and tls/operator.key.
     #[arg(long, requires = "brokers", conflicts_with_all = ["set_version", "add_to"])]
     bump: bool,
     /// Broker URL to read the retained version from, with --bump;
@@ -117,6 +117,7 @@ impl StampFlags {
         if !self.bump && self.set_version.is_none() && !self.issued_now {
             return Ok(body);
         }
+        authoring::check_stampable(kind)?;
         let mut document: serde_json::Value =
             serde_json::from_slice(&body).context("the payload is not JSON")?;
         let version = match self.bump {
