@@ -50,6 +50,7 @@ pub enum AssetCommand {
     /// Describe a content file: its sha256 id, size, media type and URLs.
     /// Printed as JSON, or with --into added to an assignment file.
     Add {
+        /// The content file (its name is its URL's last part).
         file: PathBuf,
         /// Origin base URL the file is (or will be) uploaded to; repeatable.
         /// None: the file's name alone, which each device resolves against
