@@ -5,6 +5,7 @@
 
 pub mod alert;
 pub mod asset;
+pub mod authoring;
 pub mod broker;
 pub mod ca;
 pub mod command;

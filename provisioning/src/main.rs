@@ -6,8 +6,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use phare_protocol::RoleName;
 use phare_provisioning::ca::Tool;
-use phare_provisioning::{alert, asset, demo, fleet, keys, pop, publish};
+use phare_provisioning::{alert, demo, fleet, keys, pop, publish};
 
+use cli::authoring::{AssetCommand, AssignmentCommand, StampFlags};
 use cli::broker::BrokerCommand;
 use cli::device::DeviceCommand;
 use cli::flags::{BrokerAuth, FleetBroker};
@@ -35,6 +36,11 @@ enum Command {
     /// missing or misspelt field, a bad day or time, an unsafe URL, already
     /// expired, another fleet's) or a key devices would not count (another
     /// role's, retired, revoked) is refused with the reason instead.
+    ///
+    /// With --bump, --version or --issued-now, the payload file is first
+    /// rewritten with what they set (pretty JSON, members in the
+    /// protocol's order), and those exact bytes are signed: the file is
+    /// what was signed.
     Sign {
         /// Document kind: root, assignment, alert or command (read from the
         /// payload when omitted).
@@ -61,6 +67,8 @@ enum Command {
         /// Write the envelope here instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        stamp: StampFlags,
     },
     /// Publish signed envelopes on the topics their documents name (retained,
     /// except commands, which are used once). Each is first checked as
@@ -84,7 +92,10 @@ enum Command {
         #[arg(required = true)]
         envelopes: Vec<PathBuf>,
     },
-    /// Describe content files for an assignment.
+    /// Write a new assignment.
+    #[command(subcommand)]
+    Assignment(AssignmentCommand),
+    /// Describe content files, or add them to an assignment.
     #[command(subcommand)]
     Asset(AssetCommand),
     /// Emergency and information alerts over every screen of the fleet.
@@ -285,21 +296,6 @@ enum KeysCommand {
     Show {
         #[arg(long, default_value = "keys")]
         dir: PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
-enum AssetCommand {
-    /// Print the signed-entry JSON of a file: sha256 id, size, media type,
-    /// and its URL under each origin.
-    Add {
-        file: PathBuf,
-        /// Origin base URL the file is (or will be) uploaded to; repeatable.
-        #[arg(long = "origin")]
-        origins: Vec<String>,
-        /// Media type, when the file extension does not tell.
-        #[arg(long)]
-        media_type: Option<String>,
     },
 }
 
@@ -504,7 +500,8 @@ fn run() -> anyhow::Result<()> {
             add_to,
             payload,
             output,
-        } => cli::sign::sign(cli::sign::SignRequest {
+            stamp,
+        } => runtime.block_on(cli::sign::sign(cli::sign::SignRequest {
             kind,
             key_files,
             keyring,
@@ -512,7 +509,8 @@ fn run() -> anyhow::Result<()> {
             add_to,
             payload,
             output,
-        })?,
+            stamp,
+        }))?,
         Command::Publish {
             brokers,
             keyring,
@@ -526,15 +524,8 @@ fn run() -> anyhow::Result<()> {
             prefix,
             envelopes,
         }))?,
-        Command::Asset(AssetCommand::Add {
-            file,
-            origins,
-            media_type,
-        }) => {
-            let (id, entry) = asset::entry_for(&file, &origins, media_type.as_deref())?;
-            let json = serde_json::json!({ id.to_string(): entry });
-            println!("{}", serde_json::to_string_pretty(&json)?);
-        }
+        Command::Assignment(command) => cli::authoring::assignment(command)?,
+        Command::Asset(command) => cli::authoring::asset(command)?,
         Command::Alert(command) => runtime.block_on(alert_command(command))?,
         Command::Pop(PopCommand::Collect { to, db, duration_s }) => runtime.block_on(async {
             let fleet = to.fleet_name()?;

@@ -223,3 +223,95 @@ fn the_demo_prints_no_encoder_noise() {
     assert!(!stderr.contains("[OpenH264]"), "{stderr}");
     assert!(std::fs::read_dir(dir.path().join("media")).unwrap().count() >= 3);
 }
+
+/// Offline, `--version N --issued-now` rewrite the payload file and sign
+/// exactly its bytes; flags that would change an envelope already signed,
+/// or a bump with no broker to read, are refused; a new assignment never
+/// replaces a file.
+#[test]
+fn signing_sets_the_version_in_the_file_it_signs() {
+    let dir = tempfile::tempdir().unwrap();
+    let phare = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_phare"))
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = |output: std::process::Output| {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    ok(phare(&["keys", "init", "--fleet", "acme", "--dir", "keys"]));
+    ok(phare(&[
+        "assignment",
+        "new",
+        "--target",
+        "group:lobby",
+        "-o",
+        "lobby.json",
+    ]));
+    let written = std::fs::read(dir.path().join("lobby.json")).unwrap();
+    let again = phare(&[
+        "assignment",
+        "new",
+        "--target",
+        "group:hall",
+        "-o",
+        "lobby.json",
+    ]);
+    assert!(!again.status.success());
+    assert_eq!(
+        std::fs::read(dir.path().join("lobby.json")).unwrap(),
+        written
+    );
+
+    let signed = phare(&[
+        "sign",
+        "--keyring",
+        "keys",
+        "lobby.json",
+        "--version",
+        "7",
+        "--issued-now",
+        "-o",
+        "lobby.env.json",
+    ]);
+    ok(signed);
+    let file = std::fs::read(dir.path().join("lobby.json")).unwrap();
+    let document: serde_json::Value = serde_json::from_slice(&file).unwrap();
+    assert_eq!(document["version"], 7);
+    let envelope = phare_protocol::Envelope::from_slice(
+        &std::fs::read(dir.path().join("lobby.env.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(envelope.payload_bytes().unwrap(), file);
+
+    for refused in [
+        &["sign", "--keyring", "keys", "lobby.json", "--bump"][..],
+        &[
+            "sign",
+            "--keyring",
+            "keys",
+            "--add-to",
+            "lobby.env.json",
+            "--version",
+            "8",
+        ],
+        &[
+            "sign",
+            "--keyring",
+            "keys",
+            "--add-to",
+            "lobby.env.json",
+            "--issued-now",
+        ],
+    ] {
+        let output = phare(refused);
+        assert_eq!(output.status.code(), Some(2), "{refused:?}: a usage error");
+    }
+    assert_eq!(std::fs::read(dir.path().join("lobby.json")).unwrap(), file);
+}

@@ -279,8 +279,7 @@ impl Fleet {
         let mut assets = serde_json::Map::new();
         let mut items = Vec::new();
         for file in files {
-            let (id, mut entry) = entry_for(file, &[], None).unwrap();
-            entry.urls = vec![file.file_name().unwrap().to_str().unwrap().to_string()];
+            let (id, entry) = entry_for(file, &[], None).unwrap();
             let mut item = json!({"asset": id});
             if entry.is_image() {
                 item["duration_ms"] = 800.into();

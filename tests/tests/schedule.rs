@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 
 /// Adds a playlist of one image (`duration_ms` 600) to an assignment.
 fn add_playlist(document: &mut Value, name: &str, image: &Path) {
-    let (id, mut entry) = entry_for(image, &[], None).unwrap();
-    entry.urls = vec![image.file_name().unwrap().to_str().unwrap().to_string()];
+    let (id, entry) = entry_for(image, &[], None).unwrap();
     document["assets"][id.as_str()] = serde_json::to_value(entry).unwrap();
     document["playlists"][name] = json!([{"asset": id, "duration_ms": 600}]);
 }

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use phare_protocol::envelope::payload_type;
 use phare_protocol::{Envelope, Root};
 
+use super::authoring::StampFlags;
 use super::flags::BrokerAuth;
 use phare_provisioning::keys::{self, Keyring, ROOT_ENVELOPE_FILE};
 use phare_provisioning::{alert, fleet, preflight, publish, registry, terminal};
@@ -22,6 +23,9 @@ pub struct SignRequest {
     pub add_to: Option<PathBuf>,
     pub payload: Option<PathBuf>,
     pub output: Option<PathBuf>,
+    /// `--bump`, `--version`, `--issued-now`: set in the payload file
+    /// before it is checked and signed.
+    pub stamp: StampFlags,
 }
 
 /// The root the documents are judged by: `--root`, else the keyring's
@@ -39,7 +43,7 @@ fn judging_root(keyring: Option<&Path>, root: Option<&Path>) -> anyhow::Result<O
     keys::read_root(&path).map(Some)
 }
 
-pub fn sign(request: SignRequest) -> anyhow::Result<()> {
+pub async fn sign(request: SignRequest) -> anyhow::Result<()> {
     let now = Timestamp::now();
     let root = judging_root(request.keyring.as_deref(), request.root.as_deref())?;
     if root.is_none() {
@@ -64,6 +68,11 @@ pub fn sign(request: SignRequest) -> anyhow::Result<()> {
             let body =
                 std::fs::read(payload).with_context(|| format!("reading {}", payload.display()))?;
             let kind = document_kind(&body, request.kind.as_deref())?;
+            let tls_keyring = request.keyring.as_deref().unwrap_or(Path::new("keys"));
+            let body = request
+                .stamp
+                .apply(payload, &kind, body, tls_keyring)
+                .await?;
             (
                 Envelope::sign(&payload_type(&kind), &body, &[]),
                 kind,
