@@ -227,13 +227,18 @@ pub fn stamp(document: &mut Value, kind: &str, stamp: Stamp) -> anyhow::Result<(
 /// The version of the document retained on `topic`, if one is: read, not
 /// verified (devices verify; this only numbers the next one).
 pub async fn retained_version(broker: &Endpoint, topic: &str) -> anyhow::Result<Option<u64>> {
-    let messages = retained(broker, "version", topic, RETAINED_QUIET).await?;
-    let Some(message) = messages.last() else {
+    let Some(envelope) = retained_envelope(broker, topic).await? else {
         return Ok(None);
     };
-    version_of(&message.payload)
+    version_of(&envelope)
         .map(Some)
         .with_context(|| format!("the document retained on {topic} at {}", broker.url))
+}
+
+/// The envelope retained on `topic`, if any, as the broker holds it.
+pub async fn retained_envelope(broker: &Endpoint, topic: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    let messages = retained(broker, "version", topic, RETAINED_QUIET).await?;
+    Ok(messages.last().map(|message| message.payload.to_vec()))
 }
 
 /// The `version` of an envelope's payload.

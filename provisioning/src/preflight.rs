@@ -169,6 +169,37 @@ pub fn check_envelope(
     Ok(kind)
 }
 
+/// Checks that `new` supersedes what a broker retains on its topic, as
+/// devices that hold the retained one judge it: a lower version, or the
+/// same version with other bytes, is a rollback to them. A retained
+/// document the root's keys did not sign (a broker's own) is no floor of
+/// any device, and is ignored.
+pub fn check_supersedes(new: &Envelope, retained: &[u8], root: &Root) -> anyhow::Result<()> {
+    let Ok(retained) = Envelope::from_slice(retained) else {
+        return Ok(());
+    };
+    let version = |envelope: &Envelope| -> Option<(String, u64, Vec<u8>)> {
+        let payload = envelope.payload_bytes().ok()?;
+        let document: Value = serde_json::from_slice(&payload).ok()?;
+        let kind = document["kind"].as_str()?.to_string();
+        Some((kind, document["version"].as_u64()?, payload))
+    };
+    let (Some((kind, new_version, new_payload)), Some((_, held, held_payload))) =
+        (version(new), version(&retained))
+    else {
+        return Ok(());
+    };
+    let signed = signing_role(&kind).is_ok_and(|role| root.verify(&retained, role, &kind).is_ok());
+    if !signed || new_version > held || (new_version == held && new_payload == held_payload) {
+        return Ok(());
+    }
+    bail!(
+        "the broker retains version {held} of this {kind}: devices holding it refuse version \
+         {new_version} as a rollback; sign it as version {} (`phare sign --bump --broker …`)",
+        held + 1
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +317,34 @@ mod tests {
             count_signatures(&signed, kind, ring.root()).unwrap().valid,
             1
         );
+    }
+
+    #[test]
+    fn a_document_must_supersede_the_signed_one_retained() {
+        let (_dir, ring) = keyring();
+        let at = |version: u64| {
+            let mut document = assignment();
+            document["version"] = version.into();
+            ring.sign("assignment", &document).unwrap()
+        };
+        let retained = at(5).to_json().into_bytes();
+        check_supersedes(&at(6), &retained, ring.root()).unwrap();
+        check_supersedes(&at(5), &retained, ring.root()).unwrap();
+        let why = check_supersedes(&at(4), &retained, ring.root()).unwrap_err();
+        assert!(why.to_string().contains("retains version 5"), "{why}");
+        assert!(why.to_string().contains("sign it as version 6"), "{why}");
+        let mut other = assignment();
+        other["version"] = 5.into();
+        other["default_playlist"] = "main".into();
+        other["playlists"]["extra"] = json!([]);
+        let same_version = ring.sign("assignment", &other).unwrap();
+        assert!(check_supersedes(&same_version, &retained, ring.root()).is_err());
+        // What a broker made up itself holds no device back.
+        let (_other_dir, stranger) = keyring();
+        let mut forged = assignment();
+        forged["version"] = 1_000_000.into();
+        let forged = stranger.sign("assignment", &forged).unwrap().to_json();
+        check_supersedes(&at(6), forged.as_bytes(), ring.root()).unwrap();
     }
 
     #[test]

@@ -12,7 +12,7 @@ use phare_protocol::{Envelope, Root};
 use super::authoring::StampFlags;
 use super::flags::BrokerAuth;
 use phare_provisioning::keys::{self, Keyring, ROOT_ENVELOPE_FILE};
-use phare_provisioning::{alert, fleet, preflight, publish, registry, terminal};
+use phare_provisioning::{alert, authoring, fleet, preflight, publish, registry, terminal};
 
 /// What `phare sign` was asked.
 pub struct SignRequest {
@@ -163,6 +163,18 @@ pub async fn publish(request: PublishRequest) -> anyhow::Result<()> {
     for (path, bytes, envelope, kind, route) in checked {
         for broker in &request.brokers {
             let endpoint = request.auth.endpoint(broker, &request.keyring);
+            if route.retain && kind != "root" {
+                let held = authoring::retained_envelope(&endpoint, &route.topic).await?;
+                if let Some(held) = held {
+                    preflight::check_supersedes(&envelope, &held, &root).map_err(|why| {
+                        anyhow::anyhow!(
+                            "not publishing {} to {broker}: {why:#}. Nothing was published \
+                             there: what it retains stays as it was",
+                            path.display()
+                        )
+                    })?;
+                }
+            }
             publish::publish(&endpoint, &route.topic, bytes.clone(), route.retain).await?;
             println!("published {} to {broker} {}", path.display(), route.topic);
         }
