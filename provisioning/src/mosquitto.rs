@@ -257,10 +257,11 @@ pub fn conf(fleet: &str, setup: &BrokerSetup) -> String {
          # install.sh installs it as {drop_in} and the files it\n\
          # names in {install}.\n\n\
          # Mutual TLS: every client shows a certificate from the fleet CA, not\n\
-         # revoked (`phare device revoke` rewrites the list; install it and restart:\n\
-         # a reload rereads it but leaves open connections be). Its common name is\n\
-         # its username for the ACL, and its client id: no certificate can take\n\
-         # over another's session, and each has one connection at a time.\n\
+         # revoked (`phare device revoke` rewrites the list, and install.sh restarts\n\
+         # Mosquitto: a reload rereads it but leaves open connections be). Its\n\
+         # common name is its username for the ACL, and its client id: no\n\
+         # certificate can take over another's session, and each has one\n\
+         # connection at a time.\n\
          listener {listener}\n\
          cafile {ca}\n\
          crlfile {crl}\n\
