@@ -22,8 +22,9 @@
 #   then STEP ARGS     … after it
 #   set NAME=COMMAND   <NAME> in the block becomes COMMAND's output
 # Steps: `media FILE...` (sample media in the operator's folder, also
-# served by the origin), `origin`, `screen NAME`, `wait NAME JQ-LIKE-TEXT`
-# (until the screen's status.json contains TEXT).
+# served by the origin), `origin`, `screen NAME`, `wait NAME TEXT` (until
+# the screen's status.json contains TEXT), `offline NAME` (until it has no
+# broker).
 # A command whose comment says `until Ctrl-C` runs for UNTIL_CTRL_C_S
 # seconds (default 8), then gets SIGINT, as a user would press it.
 set -euo pipefail
@@ -175,6 +176,10 @@ step_wait() { # NAME TEXT: until the screen's status says TEXT
   cat "$status" >&2 2>/dev/null || true
   tail -30 "$work/screens/$name/log" >&2
   return 1
+}
+
+step_offline() { # NAME: until the screen says it has no broker
+  step_wait "$1" '"broker":null'
 }
 
 run_step() {
