@@ -18,7 +18,6 @@ pub mod overlay;
 pub mod power;
 pub mod render;
 pub mod report;
-pub mod schedule;
 pub mod simulate;
 pub mod store;
 pub mod tls;

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use jiff::Timestamp;
-use phare_protocol::report::PlayRecord;
+use phare_protocol::report::{PlayRecord, PlaySummary};
 use rusqlite::{Connection, OptionalExtension, params};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,23 @@ pub struct OpenPlay {
     pub started_at: Timestamp,
 }
 
+/// How many closed proof-of-play records a device holds for a collector
+/// before it folds the oldest into summaries: about ten days of 8-second
+/// items, a few tens of MB.
+pub const MAX_HELD_PLAYS: usize = 100_000;
+
+/// How many of the oldest records one fold takes.
+const PLAYS_PER_FOLD: usize = MAX_HELD_PLAYS / 10;
+
+/// The oldest closed records a fold never touches: a batch sent and not yet
+/// acknowledged is among them (it was the oldest batch when sent, and only
+/// records open then can close before it later). Folding one of them could
+/// count a showing twice: once as itself, once in a summary.
+pub const UNFOLDED_PLAYS: usize = 2 * PLAY_BATCH;
+
+/// Records in one proof-of-play batch, at most.
+pub const PLAY_BATCH: usize = 100;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS documents (
     stream      TEXT PRIMARY KEY,
@@ -64,7 +81,9 @@ CREATE TABLE IF NOT EXISTS pop (
     started_at TEXT NOT NULL,
     ended_at   TEXT,
     completed  INTEGER NOT NULL DEFAULT 0,
-    reason     TEXT
+    reason     TEXT,
+    plays      INTEGER NOT NULL DEFAULT 1,
+    completed_plays INTEGER
 );
 CREATE TABLE IF NOT EXISTS settings (
     key   TEXT PRIMARY KEY,
@@ -125,11 +144,39 @@ fn lean_connections() {
     });
 }
 
+/// Columns added to tables after players were deployed with them, added
+/// to an older `state.db` at start-up.
+const ADDED_COLUMNS: &[AddedColumn] = &[
+    ("pop", "plays", "INTEGER NOT NULL DEFAULT 1"),
+    ("pop", "completed_plays", "INTEGER"),
+];
+
+/// A column a table gained in a later release: (table, column, definition).
+pub type AddedColumn = (&'static str, &'static str, &'static str);
+
+/// Adds the columns an older database lacks (SQLite has no `ADD COLUMN IF
+/// NOT EXISTS`); the operator tool's collector uses it for its own file.
+pub fn add_missing_columns(db: &Connection, added: &[AddedColumn]) -> Result<(), StoreError> {
+    for (table, column, definition) in added {
+        let present: bool = db.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            db.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store {
-            db: open_durable(path, SCHEMA)?,
-        })
+        let db = open_durable(path, SCHEMA)?;
+        add_missing_columns(&db, ADDED_COLUMNS)?;
+        Ok(Store { db })
     }
 
     pub fn document(&self, stream: &str) -> Result<Option<StoredDocument>, StoreError> {
@@ -285,10 +332,13 @@ impl Store {
     /// The oldest closed records, in order, at most `limit`.
     pub fn closed_plays(&self, limit: usize) -> Result<Vec<PlayRecord>, StoreError> {
         let mut stmt = self.db.prepare(
-            "SELECT seq, playlist, item, asset, live, started_at, ended_at, completed, reason
+            "SELECT seq, playlist, item, asset, live, started_at, ended_at, completed, reason,
+                    plays, completed_plays
              FROM pop WHERE ended_at IS NOT NULL ORDER BY seq LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit as i64], |row| {
+            let plays: i64 = row.get(9)?;
+            let completed_plays: Option<i64> = row.get(10)?;
             Ok(PlayRecord {
                 seq: row.get(0)?,
                 playlist: row.get(1)?,
@@ -299,9 +349,50 @@ impl Store {
                 end: row.get(6)?,
                 completed: row.get(7)?,
                 reason: row.get(8)?,
+                summary: completed_plays.map(|completed| PlaySummary {
+                    plays: plays as u64,
+                    completed: completed as u64,
+                }),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Past `max_held` closed records, folds the oldest (but the
+    /// [`UNFOLDED_PLAYS`] that a batch in flight may hold) into one summary
+    /// per item: the showings are counted, never silently dropped. Each
+    /// summary takes the lowest `seq` of what it folds, a number no
+    /// collector has seen; a record alone for its item stays as it was.
+    /// Returns how many records it took.
+    pub fn fold_oldest_plays(&self, max_held: usize) -> Result<usize, StoreError> {
+        let held: i64 = self.db.query_row(
+            "SELECT COUNT(*) FROM pop WHERE ended_at IS NOT NULL",
+            [],
+            |row| row.get(0),
+        )?;
+        if held as usize <= max_held {
+            return Ok(0);
+        }
+        let tx = self.db.unchecked_transaction()?;
+        tx.execute_batch(&format!(
+            "CREATE TEMP TABLE folding AS
+                 SELECT * FROM pop WHERE ended_at IS NOT NULL ORDER BY seq
+                 LIMIT {PLAYS_PER_FOLD} OFFSET {UNFOLDED_PLAYS};
+             DELETE FROM pop WHERE seq IN (SELECT seq FROM folding);
+             INSERT INTO pop (seq, playlist, item, asset, live, started_at, ended_at,
+                              completed, reason, plays, completed_plays)
+                 SELECT MIN(seq), playlist, item, asset, live, MIN(started_at), MAX(ended_at),
+                        SUM(plays) = SUM(COALESCE(completed_plays, completed)),
+                        CASE WHEN COUNT(*) = 1 THEN MAX(reason) END,
+                        SUM(plays),
+                        CASE WHEN COUNT(*) = 1 THEN MAX(completed_plays)
+                             ELSE SUM(COALESCE(completed_plays, completed)) END
+                 FROM folding GROUP BY playlist, item, asset, live;"
+        ))?;
+        let folded: i64 = tx.query_row("SELECT COUNT(*) FROM folding", [], |row| row.get(0))?;
+        tx.execute_batch("DROP TABLE folding")?;
+        tx.commit()?;
+        Ok(folded as usize)
     }
 
     /// Forgets closed records up to `seq`, once the broker has them.
@@ -373,6 +464,133 @@ impl TimeSetting {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Plays `items` (playlist item numbers) one after the other from
+    /// 10:00, each 8 s, the `n`th completed unless `interrupted(n)`.
+    fn play(store: &Store, items: &[usize], interrupted: impl Fn(usize) -> bool) {
+        let start: Timestamp = "2026-11-29T10:00:00Z".parse().unwrap();
+        for (n, &item) in items.iter().enumerate() {
+            let at = |s: i64| {
+                start
+                    .checked_add(jiff::SignedDuration::from_secs(s))
+                    .unwrap()
+            };
+            let seq = store
+                .open_play(&OpenPlay {
+                    playlist: "main".into(),
+                    item,
+                    asset: Some(format!("sha256:{item}")),
+                    live: None,
+                    started_at: at(8 * n as i64),
+                })
+                .unwrap();
+            let done = !interrupted(n);
+            let reason = (!done).then_some("schedule");
+            store
+                .close_play(seq, at(8 * n as i64 + 8), done, reason)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn past_the_bound_the_oldest_plays_are_summarised_not_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        // Three items in turn, every tenth showing cut short.
+        let shown = UNFOLDED_PLAYS + PLAYS_PER_FOLD + 30;
+        let items: Vec<usize> = (0..shown).map(|n| n % 3).collect();
+        play(&store, &items, |n| n % 10 == 9);
+        assert_eq!(
+            store.fold_oldest_plays(shown).unwrap(),
+            0,
+            "within the bound"
+        );
+
+        assert_eq!(store.fold_oldest_plays(shown - 1).unwrap(), PLAYS_PER_FOLD);
+        let held = store.closed_plays(usize::MAX).unwrap();
+        assert_eq!(held.len(), UNFOLDED_PLAYS + 3 + 30);
+        // What a batch in flight may hold is untouched, in order.
+        let untouched = &held[..UNFOLDED_PLAYS];
+        assert!(untouched.iter().all(|r| r.summary.is_none()));
+        assert_eq!(
+            untouched.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            (1..=UNFOLDED_PLAYS as i64).collect::<Vec<_>>()
+        );
+        // One summary per item, at the lowest seq it folded, counting every
+        // showing and those that played through.
+        let summaries = &held[UNFOLDED_PLAYS..UNFOLDED_PLAYS + 3];
+        let folded = &items[UNFOLDED_PLAYS..UNFOLDED_PLAYS + PLAYS_PER_FOLD];
+        for (k, summary) in summaries.iter().enumerate() {
+            let first = UNFOLDED_PLAYS + k;
+            assert_eq!(summary.seq, first as i64 + 1);
+            assert_eq!(summary.item, items[first]);
+            let counted = summary.summary.unwrap();
+            let mine = (UNFOLDED_PLAYS..UNFOLDED_PLAYS + PLAYS_PER_FOLD)
+                .filter(|&n| items[n] == summary.item);
+            assert_eq!(
+                counted.plays,
+                folded.iter().filter(|&&i| i == summary.item).count() as u64
+            );
+            assert_eq!(
+                counted.completed,
+                mine.filter(|n| n % 10 != 9).count() as u64
+            );
+            assert!(!summary.completed);
+            assert_eq!(summary.reason, None);
+        }
+        let total: u64 = held.iter().map(|r| r.summary.map_or(1, |s| s.plays)).sum();
+        assert_eq!(total, shown as u64);
+        // The newest are as they were.
+        assert!(
+            held[UNFOLDED_PLAYS + 3..]
+                .iter()
+                .all(|r| r.summary.is_none())
+        );
+
+        // Summaries fold again with what follows, still counting all.
+        store.fold_oldest_plays(UNFOLDED_PLAYS).unwrap();
+        let held = store.closed_plays(usize::MAX).unwrap();
+        assert_eq!(held.len(), UNFOLDED_PLAYS + 3);
+        let total: u64 = held.iter().map(|r| r.summary.map_or(1, |s| s.plays)).sum();
+        assert_eq!(total, shown as u64);
+    }
+
+    #[test]
+    fn a_record_alone_for_its_item_is_not_turned_into_a_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let mut items = vec![0; UNFOLDED_PLAYS];
+        items.push(7);
+        play(&store, &items, |n| n == UNFOLDED_PLAYS);
+        store.fold_oldest_plays(0).unwrap();
+        let lone = store.closed_plays(usize::MAX).unwrap().pop().unwrap();
+        assert_eq!((lone.item, lone.summary), (7, None));
+        assert_eq!(lone.reason.as_deref(), Some("schedule"));
+    }
+
+    /// A `state.db` of a player from before summaries gets their columns,
+    /// and the records it held are still there.
+    #[test]
+    fn an_older_database_gains_the_summary_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE pop (seq INTEGER PRIMARY KEY AUTOINCREMENT, playlist TEXT NOT NULL,
+                 item INTEGER NOT NULL, asset TEXT, live TEXT, started_at TEXT NOT NULL,
+                 ended_at TEXT, completed INTEGER NOT NULL DEFAULT 0, reason TEXT);
+             INSERT INTO pop (playlist, item, asset, started_at, ended_at, completed)
+                 VALUES ('main', 0, 'sha256:0', '2026-11-29T10:00:00Z', '2026-11-29T10:00:08Z', 1);",
+        )
+        .unwrap();
+        drop(old);
+        let store = Store::open(&path).unwrap();
+        let held = store.closed_plays(10).unwrap();
+        assert_eq!(held.len(), 1);
+        assert!(held[0].completed && held[0].summary.is_none());
+        drop(store);
+        Store::open(&path).unwrap();
+    }
 
     #[test]
     fn plays_are_kept_in_order_until_forgotten() {

@@ -13,9 +13,9 @@ use phare_protocol::{
 };
 
 use crate::report::{Event, EventKind};
-use crate::schedule::Schedule;
 use crate::store::StoredDocument;
 use phare_protocol::report::TrustStatus;
+use phare_protocol::schedule::Schedule;
 
 /// Roots held while waiting for their predecessor. Bounded, so that a
 /// hostile broker cannot grow memory with made-up versions; when full, the
@@ -43,10 +43,10 @@ pub struct VerifiedAssignment {
 }
 
 impl VerifiedAssignment {
-    /// Checks what the renderer and the programme rely on: a schedule that
-    /// compiles, a target, and items that play an asset or a live stream.
-    fn new(assignment: Assignment) -> Result<VerifiedAssignment, Rejection> {
-        let schedule = Schedule::compile(&assignment).map_err(Rejection::Malformed)?;
+    /// Keeps what the renderer and the programme rely on: the schedule
+    /// its validation compiled, its target, and items that play an asset
+    /// or a live stream.
+    fn new(assignment: Assignment, schedule: Schedule) -> Result<VerifiedAssignment, Rejection> {
         let target = Target::parse(&assignment.target).ok_or_else(|| {
             Rejection::Malformed(format!(
                 "target {:?} names no device or group",
@@ -345,7 +345,7 @@ impl Trust {
             .root
             .verify(envelope, RoleName::Publisher, "assignment")?;
         let assignment: Assignment = parse_document(&body, "assignment")?;
-        assignment.validate()?;
+        let schedule = assignment.validated()?;
         let Identity {
             fleet,
             device_id,
@@ -356,7 +356,7 @@ impl Trust {
         if !allow_plaintext_live && let Some(uri) = assignment.plaintext_live().next() {
             return Err(Rejection::PlaintextLive(uri.to_string()));
         }
-        Ok((VerifiedAssignment::new(assignment)?, body))
+        Ok((VerifiedAssignment::new(assignment, schedule)?, body))
     }
 
     /// Verifies an alert: publisher threshold, fleet, shape, the fleet-wide
@@ -393,6 +393,7 @@ impl Trust {
     ) -> Result<Command, Rejection> {
         let body = self.root.verify(envelope, RoleName::Operator, "command")?;
         let command: Command = parse_document(&body, "command")?;
+        command.validate()?;
         command.check_binding(&self.identity.fleet, &self.identity.device_id)?;
         check_not_expired(command.expires_at, now)?;
         Ok(command)

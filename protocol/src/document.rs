@@ -222,7 +222,7 @@ pub fn validate_payload(kind: &str, payload: &[u8]) -> Result<(), Rejection> {
     match kind {
         "assignment" => parse_document::<Assignment>(payload, kind)?.validate(),
         "alert" => parse_document::<Alert>(payload, kind)?.validate(),
-        "command" => parse_document::<Command>(payload, kind).map(drop),
+        "command" => parse_document::<Command>(payload, kind)?.validate(),
         "root" => parse_document::<Root>(payload, kind).map(drop),
         other => Err(Rejection::Malformed(format!(
             "unknown document kind {other:?}"
@@ -352,6 +352,12 @@ pub fn live_uri_is_authenticated(uri: &str) -> bool {
 impl Assignment {
     /// Checks everything that depends only on the document itself.
     pub fn validate(&self) -> Result<(), Rejection> {
+        self.validated().map(drop)
+    }
+
+    /// [`Assignment::validate`], keeping what it compiled: the schedule
+    /// (a device plays by it, and need not compile it again).
+    pub fn validated(&self) -> Result<crate::schedule::Schedule, Rejection> {
         let malformed = |why: String| Err(Rejection::Malformed(why));
         if !(self.target.starts_with("device:") || self.target.starts_with("group:")) {
             return malformed(format!(
@@ -432,7 +438,10 @@ impl Assignment {
                 entry.playlist
             ));
         }
-        Ok(())
+        check_lifetime(self.issued_at, self.expires_at)?;
+        // Days, times and dates are only read when compiled: compiling here
+        // is what makes a `"thurs"` or a `"25:30"` a reason to refuse.
+        crate::schedule::Schedule::compile(self).map_err(Rejection::Malformed)
     }
 
     /// Checks that this assignment is meant for this device.
@@ -538,7 +547,7 @@ impl Alert {
                 "more than {MAX_ENTRIES} alert targets"
             )));
         }
-        Ok(())
+        check_lifetime(self.issued_at, self.expires_at)
     }
 
     /// Whether the alert is addressed to this device (directly, through one
@@ -703,6 +712,16 @@ impl Action {
 const MAX_COMMAND_ID: usize = 128;
 
 impl Command {
+    /// Checks everything that depends only on the document itself.
+    pub fn validate(&self) -> Result<(), Rejection> {
+        if self.id.is_empty() || self.id.len() > MAX_COMMAND_ID {
+            return Err(Rejection::Malformed(format!(
+                "command id must be 1 to {MAX_COMMAND_ID} bytes"
+            )));
+        }
+        check_lifetime(self.issued_at, self.expires_at)
+    }
+
     /// Checks the command is for this device of this fleet.
     pub fn check_binding(&self, fleet: &str, device: &str) -> Result<(), Rejection> {
         if self.fleet != fleet {
@@ -714,11 +733,18 @@ impl Command {
         if self.device != device {
             return Err(Rejection::WrongTarget(format!("device:{}", self.device)));
         }
-        if self.id.is_empty() || self.id.len() > MAX_COMMAND_ID {
-            return Err(Rejection::Malformed(format!(
-                "command id must be 1 to {MAX_COMMAND_ID} bytes"
-            )));
-        }
+        Ok(())
+    }
+}
+
+/// Refuses a document whose life ends before it begins: no clock makes it
+/// valid, so it is a mistake in the document, not a matter of time.
+pub fn check_lifetime(issued_at: Timestamp, expires_at: Timestamp) -> Result<(), Rejection> {
+    if expires_at <= issued_at {
+        Err(Rejection::Malformed(format!(
+            "expires_at {expires_at} is not after issued_at {issued_at}"
+        )))
+    } else {
         Ok(())
     }
 }
@@ -1073,6 +1099,50 @@ mod tests {
         let err = validate_payload("alert", &good).unwrap_err();
         assert!(err.to_string().contains("expected a alert"), "{err}");
         assert!(validate_payload("playlist", &good).is_err());
+    }
+
+    /// What only compiling the schedule finds, and a life that ends before
+    /// it begins, are refused before signing as devices refuse them.
+    #[test]
+    fn schedules_and_lifetimes_are_checked_before_signing() {
+        let refusal = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut document = serde_json::to_value(sample()).unwrap();
+            edit(&mut document);
+            validate_payload("assignment", &serde_json::to_vec(&document).unwrap())
+                .unwrap_err()
+                .to_string()
+        };
+        let entry = |days: &str, start: &str| serde_json::json!([{ "playlist": "main", "days": [days], "start": start, "end": "18:00" }]);
+        let day = refusal(&|d| d["schedule"] = entry("thurs", "08:00"));
+        assert!(
+            day.contains("schedule entry 0: unknown day \"thurs\""),
+            "{day}"
+        );
+        let time = refusal(&|d| d["schedule"] = entry("thu", "25:30"));
+        assert!(time.contains("start \"25:30\" is not HH:MM"), "{time}");
+        let power = refusal(&|d| {
+            d["display"] =
+                serde_json::json!({ "power": [{ "days": ["mon"], "on": "7", "off": "19:00" }] })
+        });
+        assert!(power.contains("display.power window 0"), "{power}");
+        let backwards = refusal(&|d| d["expires_at"] = "2026-10-01T00:00:00Z".into());
+        assert!(
+            backwards.contains("expires_at 2026-10-01T00:00:00Z is not after issued_at"),
+            "{backwards}"
+        );
+
+        let mut alert = serde_json::json!({
+            "kind": "alert", "fleet": "acme", "id": "fire", "version": 1,
+            "issued_at": "2026-11-01T00:00:00Z", "expires_at": "2026-11-01T00:00:00Z",
+            "active": true, "message": "Evacuate",
+        });
+        let err = validate_payload("alert", &serde_json::to_vec(&alert).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("is not after issued_at"), "{err}");
+        alert["expires_at"] = "2026-11-01T01:00:00Z".into();
+        assert_eq!(
+            validate_payload("alert", &serde_json::to_vec(&alert).unwrap()),
+            Ok(())
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod members;
 pub mod rejection;
 pub mod report;
+pub mod schedule;
 pub mod topics;
 pub mod verify;
 

@@ -9,6 +9,7 @@
 //! first problem reported is the misspelt member, not the member it leaves
 //! missing.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
 /// The members a JSON value may have, by kind of document.
@@ -105,14 +106,67 @@ pub const EXTENSION_PREFIX: &str = "x-";
 /// member; `None` if every member is known (or the kind is not a document
 /// kind: the typed reading refuses it).
 pub fn unknown_member(kind: &str, document: &Value) -> Option<String> {
-    let shape = match kind {
-        "root" => &ROOT,
-        "assignment" => &ASSIGNMENT,
-        "alert" => &ALERT,
-        "command" => &COMMAND,
-        _ => return None,
+    find(shape_of(kind)?, document, "")
+}
+
+fn shape_of(kind: &str) -> Option<&'static Shape> {
+    match kind {
+        "root" => Some(&ROOT),
+        "assignment" => Some(&ASSIGNMENT),
+        "alert" => Some(&ALERT),
+        "command" => Some(&COMMAND),
+        _ => None,
+    }
+}
+
+/// `document` (a document of `kind`) as pretty JSON, each object's members
+/// in the order this protocol lists them, then any others (extensions) in
+/// name order; map keys (asset ids, playlist names) in name order. Files
+/// the operator tool rewrites thus read as the protocol shows documents,
+/// and the same content always gives the same bytes.
+pub fn to_pretty_json(kind: &str, document: &Value) -> String {
+    let ordered = Ordered {
+        shape: shape_of(kind).unwrap_or(&Any),
+        value: document,
     };
-    find(shape, document, "")
+    serde_json::to_string_pretty(&ordered).expect("a JSON value serializes")
+}
+
+/// A value serialized with its members in the order of its shape.
+struct Ordered<'a> {
+    shape: &'a Shape,
+    value: &'a Value,
+}
+
+impl Serialize for Ordered<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let within = |shape, value| Ordered { shape, value };
+        match (self.shape, self.value) {
+            (Object(members), Value::Object(object)) => {
+                let mut map = serializer.serialize_map(Some(object.len()))?;
+                for (name, shape) in members.iter() {
+                    if let Some(value) = object.get(*name) {
+                        map.serialize_entry(name, &within(shape, value))?;
+                    }
+                }
+                for (name, value) in object {
+                    if !members.iter().any(|(known, _)| known == name) {
+                        map.serialize_entry(name, value)?;
+                    }
+                }
+                map.end()
+            }
+            (Map(shape), Value::Object(object)) => serializer.collect_map(
+                object
+                    .iter()
+                    .map(|(key, value)| (key, within(shape, value))),
+            ),
+            (List(shape), Value::Array(list)) => {
+                serializer.collect_seq(list.iter().map(|value| within(shape, value)))
+            }
+            (_, value) => value.serialize(serializer),
+        }
+    }
 }
 
 fn find(shape: &Shape, value: &Value, path: &str) -> Option<String> {
@@ -228,6 +282,47 @@ mod tests {
         document["x-note"] = json!("made by the console");
         document["playlists"]["main"][0]["x-caption"] = json!("Welcome");
         assert_eq!(unknown_member("assignment", &document), None);
+    }
+
+    #[test]
+    fn pretty_json_lists_members_as_the_protocol_does() {
+        let mut document = assignment();
+        document["x-note"] = json!("kept");
+        document["playlists"]["main"][0]["x-caption"] = json!("Welcome");
+        let text = to_pretty_json("assignment", &document);
+        let reread: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(reread, document, "the same document");
+        let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle}"));
+        let top = [
+            "\"kind\"",
+            "\"fleet\"",
+            "\"target\"",
+            "\"version\"",
+            "\"issued_at\"",
+            "\"expires_at\"",
+            "\"assets\"",
+            "\"size\"",
+            "\"media_type\"",
+            "\"urls\"",
+            "\"playlists\"",
+            "\"asset\"",
+            "\"duration_ms\"",
+            "\"x-caption\"",
+            "\"schedule\"",
+            "\"default_playlist\"",
+            "\"display\"",
+            "\"rotation\"",
+            "\"power\"",
+            "\"on\"",
+            "\"off\"",
+            "\"x-note\"",
+        ];
+        let positions: Vec<usize> = top.iter().map(|member| at(member)).collect();
+        assert!(positions.is_sorted(), "{text}");
+        assert!(
+            text.starts_with("{\n  \"kind\": \"assignment\",\n"),
+            "{text}"
+        );
     }
 
     #[test]

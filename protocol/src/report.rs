@@ -396,6 +396,19 @@ pub struct PlayRecord {
     /// `shutdown`, `power_loss`, `interrupted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Set when this record stands for several showings of the item,
+    /// folded together because no collector took them in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<PlaySummary>,
+}
+
+/// Showings of one item folded into one record, `start` being the first
+/// one's and `end` the last one's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaySummary {
+    pub plays: u64,
+    /// Of those, how many played through.
+    pub completed: u64,
 }
 
 /// Why an item left the screen before its end.

@@ -92,8 +92,9 @@ pub fn clearing(fleet: &str, id: &str, now: Timestamp) -> anyhow::Result<Alert> 
     })
 }
 
-/// Which screens an alert reaches, as far as the operator knows them: the
-/// enrolled devices (with their groups) and those with a retained status.
+/// Which screens a document's targets reach (an alert's, an assignment's),
+/// as far as the operator knows them: the enrolled devices (with their
+/// groups) and those with a retained status.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reach {
     pub screens: BTreeSet<String>,
@@ -103,7 +104,9 @@ pub struct Reach {
     pub unmatched: Vec<String>,
 }
 
-pub fn reach(alert: &Alert, registry: &Registry, statuses: &[Status]) -> Reach {
+/// `targets`: `device:<id>` or `group:<name>` entries; `None` is the whole
+/// fleet.
+pub fn reach(targets: Option<&[String]>, registry: &Registry, statuses: &[Status]) -> Reach {
     let online_now: BTreeSet<&str> = statuses
         .iter()
         .filter(|s| s.online)
@@ -124,12 +127,13 @@ pub fn reach(alert: &Alert, registry: &Registry, statuses: &[Status]) -> Reach {
         .collect();
     let screens: BTreeSet<String> = known
         .iter()
-        .filter(|(name, groups)| alert.concerns(name, groups))
+        .filter(|(name, groups)| {
+            targets.is_none_or(|targets| targets.iter().any(|t| target_names(t, name, groups)))
+        })
         .map(|(name, _)| name.to_string())
         .collect();
-    let unmatched = alert
-        .targets
-        .iter()
+    let unmatched = targets
+        .into_iter()
         .flatten()
         .filter(|target| {
             !known
@@ -204,7 +208,7 @@ mod tests {
             status("lobby-2", false),
             status("kiosk-9", true),
         ];
-        let reach = reach(&alert, &registry(), &statuses);
+        let reach = reach(alert.targets.as_deref(), &registry(), &statuses);
         assert_eq!(
             reach.screens,
             ["lobby-1", "lobby-2"].map(String::from).into()
@@ -221,7 +225,7 @@ mod tests {
             Timestamp::now(),
         )
         .unwrap();
-        let reach = reach(&alert, &registry(), &[]);
+        let reach = reach(alert.targets.as_deref(), &registry(), &[]);
         assert_eq!(reach.screens, ["hall-1".to_string()].into());
         assert_eq!(reach.unmatched, ["group:loby"]);
     }
@@ -229,7 +233,11 @@ mod tests {
     #[test]
     fn the_whole_fleet_includes_screens_known_only_by_their_status() {
         let alert = new_alert("acme", spec(&[], "fullscreen"), Timestamp::now()).unwrap();
-        let reach = reach(&alert, &registry(), &[status("kiosk-9", true)]);
+        let reach = reach(
+            alert.targets.as_deref(),
+            &registry(),
+            &[status("kiosk-9", true)],
+        );
         assert_eq!(reach.screens.len(), 4);
         assert_eq!(reach.online, ["kiosk-9".to_string()].into());
     }

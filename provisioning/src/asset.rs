@@ -21,7 +21,9 @@ pub fn media_type_of(path: &Path) -> Option<&'static str> {
 }
 
 /// Hashes `path` and builds its entry; each origin gets a URL for the
-/// file's name under it.
+/// file's name under it. Without origins, the URL is the file's name
+/// alone: a relative reference, which each device resolves against the
+/// origins of its own config.
 pub fn entry_for(
     path: &Path,
     origins: &[String],
@@ -55,10 +57,14 @@ pub fn entry_for(
         .file_name()
         .and_then(|n| n.to_str())
         .context("the file has no UTF-8 name")?;
-    let urls = origins
-        .iter()
-        .map(|o| format!("{}/{name}", o.trim_end_matches('/')))
-        .collect();
+    let urls = if origins.is_empty() {
+        vec![name.to_string()]
+    } else {
+        origins
+            .iter()
+            .map(|o| format!("{}/{name}", o.trim_end_matches('/')))
+            .collect()
+    };
     Ok((
         AssetId::from_digest(digest.finish().as_ref()),
         AssetEntry {
@@ -95,6 +101,8 @@ mod tests {
             entry.urls,
             ["http://o1/media/clip.mp4", "http://o2/clip.mp4"]
         );
+        let (_, relative) = entry_for(&path, &[], None).unwrap();
+        assert_eq!(relative.urls, ["clip.mp4"]);
         assert!(entry_for(&dir.path().join("x.bin"), &[], None).is_err());
     }
 }

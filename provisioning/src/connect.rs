@@ -13,7 +13,7 @@ use phare_player::tls::{MqttAuth, mqtt_options};
 use phare_protocol::broker::{BrokerAddr, parse_broker};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Outgoing,
-    Packet,
+    Packet, Publish, QoS, SubscribeReasonCode,
 };
 
 use crate::ca::{TlsPaths, Tool};
@@ -224,6 +224,49 @@ fn io_reason(error: &std::io::Error, tls: bool) -> String {
         }
         _ => error.to_string(),
     }
+}
+
+/// The messages retained under `filter` (each at most [`MAX_PACKET`]
+/// bytes): the broker sends them right after it confirms the
+/// subscription, so reading ends once none arrived for `quiet`.
+/// `purpose` names the client (see [`Endpoint::options`]).
+pub async fn retained(
+    broker: &Endpoint,
+    purpose: &str,
+    filter: &str,
+    quiet: Duration,
+) -> anyhow::Result<Vec<Publish>> {
+    let url = &broker.url;
+    let (client, mut eventloop) = broker.connect(broker.options(purpose)?).await?;
+    client.subscribe(filter, QoS::AtLeastOnce).await?;
+    let mut messages = Vec::new();
+    let mut subscribed = false;
+    loop {
+        let wait = if subscribed { quiet } else { CONNECT_TIMEOUT };
+        let event = match tokio::time::timeout(wait, eventloop.poll()).await {
+            Err(_) if subscribed => break,
+            Err(_) => anyhow::bail!(
+                "{url} did not confirm the subscription within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+            Ok(event) => event.map_err(|e| broker.explain(e))?,
+        };
+        match event {
+            Event::Incoming(Packet::SubAck(ack)) => {
+                anyhow::ensure!(
+                    ack.return_codes
+                        .iter()
+                        .all(|c| matches!(c, SubscribeReasonCode::Success(_))),
+                    "{url} refused the subscription to {filter}: not authorised"
+                );
+                subscribed = true;
+            }
+            Event::Incoming(Packet::Publish(p)) if p.retain => messages.push(p),
+            _ => {}
+        }
+    }
+    disconnect(&client, &mut eventloop).await;
+    Ok(messages)
 }
 
 /// Leaves politely: the broker sees a DISCONNECT (and a TLS close), not

@@ -7,11 +7,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use jiff::{Timestamp, ToSpan};
+use jiff::{SignedDuration, Timestamp};
 
 use phare_protocol::report::Status;
 
 use crate::asset::entry_for;
+use crate::authoring::{Skeleton, Stamp, add_asset, new_assignment, stamp};
 use crate::keys::{InitSpec, Keyring};
 use crate::origin::Origin;
 use crate::publish::{publish, route_for};
@@ -64,23 +65,27 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     }
     let keyring = Keyring::init(&keys_dir, FLEET, InitSpec::default())?;
 
-    let mut assets = serde_json::Map::new();
-    let mut items = Vec::new();
+    let now = Timestamp::now();
+    let skeleton = Skeleton {
+        fleet: FLEET.into(),
+        target: format!("device:{DEVICE}"),
+        timezone: "UTC".into(),
+        lasts: SignedDuration::from_hours(30 * 24),
+    };
+    let mut assignment = new_assignment(&skeleton, now)?;
+    // A version of its own for each run: a kept --dir keeps the player's
+    // version floor too.
+    let version = u64::try_from(now.as_second())?;
+    let this_run = Stamp {
+        version: Some(version),
+        issued_at: None,
+    };
+    stamp(&mut assignment, "assignment", this_run)?;
     for (name, _, _) in clips {
         let (id, entry) = entry_for(&media_dir.join(name), &[origin.url()], None)?;
-        let mut item = serde_json::json!({"asset": id});
-        if entry.is_image() {
-            item["duration_ms"] = 4000.into();
-        }
-        items.push(item);
-        assets.insert(id.to_string(), serde_json::to_value(entry)?);
+        let duration_ms = entry.is_image().then_some(4000);
+        add_asset(&mut assignment, &id, &entry, None, duration_ms)?;
     }
-    let now = Timestamp::now();
-    let assignment = serde_json::json!({
-        "kind": "assignment", "fleet": FLEET, "target": format!("device:{DEVICE}"),
-        "version": now.as_second(), "issued_at": now, "expires_at": now.checked_add((30 * 24).hours())?,
-        "timezone": "UTC", "assets": assets, "playlists": {"main": items}, "default_playlist": "main",
-    });
     let envelope = keyring.sign("assignment", &assignment)?;
     let route = route_for(&envelope, None)?;
     publish(

@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use phare_protocol::report::{CacheIssueKind, Status};
 use phare_protocol::topics::Topics;
-use rumqttc::{Event, Packet, QoS, SubscribeReasonCode};
 
-use crate::connect::{Endpoint, disconnect};
+use crate::connect::{Endpoint, retained};
 use crate::terminal::{MAX_SHOWN, printable};
 
 /// The statuses collected, and how many were refused.
@@ -55,46 +54,16 @@ pub async fn collect(
     quiet: Duration,
 ) -> anyhow::Result<Statuses> {
     let broker: Endpoint = broker.into();
-    let url = &broker.url;
-    let (client, mut eventloop) = broker.connect(broker.options("fleet")?).await?;
-    let filter = topics.status("+");
-    client.subscribe(&filter, QoS::AtLeastOnce).await?;
     let mut collected = Statuses::default();
-    let mut subscribed = false;
-    loop {
-        let wait = if subscribed {
-            quiet
-        } else {
-            Duration::from_secs(10)
-        };
-        let event = match tokio::time::timeout(wait, eventloop.poll()).await {
-            Err(_) if subscribed => break,
-            Err(_) => anyhow::bail!("{url} did not confirm the subscription within 10 s"),
-            Ok(event) => event.map_err(|e| broker.explain(e))?,
-        };
-        match event {
-            Event::Incoming(Packet::SubAck(ack)) => {
-                anyhow::ensure!(
-                    ack.return_codes
-                        .iter()
-                        .all(|c| matches!(c, SubscribeReasonCode::Success(_))),
-                    "{url} refused the subscription to {filter}: not authorised"
-                );
-                subscribed = true;
+    for message in retained(&broker, "fleet", &topics.status("+"), quiet).await? {
+        match status_from(topics, &message.topic, &message.payload) {
+            Ok(status) => collected.statuses.push(status),
+            Err(why) => {
+                tracing::warn!("status refused: {why}");
+                collected.refused.push(why);
             }
-            Event::Incoming(Packet::Publish(p)) if p.retain => {
-                match status_from(topics, &p.topic, &p.payload) {
-                    Ok(status) => collected.statuses.push(status),
-                    Err(why) => {
-                        tracing::warn!("status refused: {why}");
-                        collected.refused.push(why);
-                    }
-                }
-            }
-            _ => {}
         }
     }
-    disconnect(&client, &mut eventloop).await;
     collected.statuses.sort_by(|a, b| a.device.cmp(&b.device));
     Ok(collected)
 }

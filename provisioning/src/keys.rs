@@ -146,8 +146,7 @@ impl Keyring {
                     .parse()
                     .with_context(|| format!("{name}: not root-<N>.json"))?;
                 if newest.as_ref().is_none_or(|(v, _)| version > *v) {
-                    let envelope = Envelope::from_slice(&std::fs::read(&path)?)?;
-                    newest = Some((version, parse_document(&envelope.payload_bytes()?, "root")?));
+                    newest = Some((version, read_root(&path)?));
                 }
             }
         }
@@ -384,6 +383,17 @@ pub fn write_private_key(path: &Path, key: &SigningKey) -> anyhow::Result<()> {
     file.write_all(key.pkcs8())?;
     file.sync_all()?;
     Ok(())
+}
+
+/// Reads a root envelope file (`root.json`, `root-<N>.json`) as the root
+/// it carries, without judging its signatures: the keyring's own files, or
+/// the public root a key holder elsewhere was given.
+pub fn read_root(path: &Path) -> anyhow::Result<Root> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let payload = Envelope::from_slice(&bytes)
+        .and_then(|envelope| envelope.payload_bytes())
+        .with_context(|| format!("{} is not a root envelope", path.display()))?;
+    parse_document(&payload, "root").with_context(|| format!("{}", path.display()))
 }
 
 pub fn read_private_key(path: &Path) -> anyhow::Result<SigningKey> {

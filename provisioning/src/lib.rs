@@ -5,6 +5,7 @@
 
 pub mod alert;
 pub mod asset;
+pub mod authoring;
 pub mod broker;
 pub mod ca;
 pub mod command;
@@ -18,6 +19,7 @@ pub mod media;
 pub mod mosquitto;
 pub mod origin;
 pub mod pop;
+pub mod preflight;
 pub mod publish;
 pub mod registry;
 pub mod revocation;

@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use phare_protocol::envelope::payload_type;
-use phare_protocol::{Envelope, RoleName};
+use phare_protocol::RoleName;
 use phare_provisioning::ca::Tool;
-use phare_provisioning::{alert, asset, demo, fleet, keys, pop, publish, registry, terminal};
+use phare_provisioning::{alert, demo, fleet, keys, pop, publish};
 
+use cli::authoring::{AssetCommand, AssignmentCommand, StampFlags};
 use cli::broker::BrokerCommand;
 use cli::device::DeviceCommand;
 use cli::flags::{BrokerAuth, FleetBroker};
@@ -34,8 +33,14 @@ enum Command {
     /// Wrap a JSON document in a DSSE envelope signed by the given keys,
     /// or add signatures to an existing envelope (threshold signing by key
     /// holders in different places). A document devices would reject (a
-    /// missing field, an unsafe URL, an SRT source in listener mode…) is
-    /// refused with the reason instead.
+    /// missing or misspelt field, a bad day or time, an unsafe URL, already
+    /// expired, another fleet's) or a key devices would not count (another
+    /// role's, retired, revoked) is refused with the reason instead.
+    ///
+    /// With --bump, --version or --issued-now, the payload file is first
+    /// rewritten with what they set (pretty JSON, members in the
+    /// protocol's order), and those exact bytes are signed: the file is
+    /// what was signed.
     Sign {
         /// Document kind: root, assignment, alert or command (read from the
         /// payload when omitted).
@@ -47,6 +52,11 @@ enum Command {
         /// Sign with every key held in this keyring for the kind's role.
         #[arg(long)]
         keyring: Option<PathBuf>,
+        /// The fleet's current root (root.json) that the keys and the fleet
+        /// are checked against [default: <keyring>/root.json, else
+        /// keys/root.json].
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
         /// Add the signatures to this existing envelope (rewritten in place
         /// unless -o is given) instead of signing a payload.
         #[arg(long, conflicts_with = "payload")]
@@ -57,9 +67,14 @@ enum Command {
         /// Write the envelope here instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        stamp: StampFlags,
     },
     /// Publish signed envelopes on the topics their documents name (retained,
-    /// except commands, which are used once).
+    /// except commands, which are used once). Each is first checked as
+    /// devices will (signature threshold against the keyring's root.json,
+    /// fleet, expiry): one they would refuse is not published, so it never
+    /// replaces the good document the broker retains.
     Publish {
         /// Broker URL (mqtt:// or mqtts://host:port); repeat to publish to
         /// every broker.
@@ -77,7 +92,10 @@ enum Command {
         #[arg(required = true)]
         envelopes: Vec<PathBuf>,
     },
-    /// Describe content files for an assignment.
+    /// Write a new assignment.
+    #[command(subcommand)]
+    Assignment(AssignmentCommand),
+    /// Describe content files, or add them to an assignment.
     #[command(subcommand)]
     Asset(AssetCommand),
     /// Emergency and information alerts over every screen of the fleet.
@@ -281,38 +299,7 @@ enum KeysCommand {
     },
 }
 
-#[derive(Subcommand)]
-enum AssetCommand {
-    /// Print the signed-entry JSON of a file: sha256 id, size, media type,
-    /// and its URL under each origin.
-    Add {
-        file: PathBuf,
-        /// Origin base URL the file is (or will be) uploaded to; repeatable.
-        #[arg(long = "origin")]
-        origins: Vec<String>,
-        /// Media type, when the file extension does not tell.
-        #[arg(long)]
-        media_type: Option<String>,
-    },
-}
-
 /// The document kind of a payload, checked against `--kind` if given.
-fn document_kind(payload: &[u8], expected: Option<&str>) -> anyhow::Result<String> {
-    let document: serde_json::Value =
-        serde_json::from_slice(payload).context("the payload is not JSON")?;
-    let kind = document
-        .get("kind")
-        .and_then(|k| k.as_str())
-        .context("the payload has no \"kind\"")?;
-    if let Some(expected) = expected {
-        anyhow::ensure!(
-            kind == expected,
-            "the payload's \"kind\" is {kind:?}, not {expected:?}"
-        );
-    }
-    Ok(kind.to_string())
-}
-
 /// The fleet named on the command line, else the keyring's.
 fn role_named(name: &str) -> anyhow::Result<RoleName> {
     Ok(match name {
@@ -402,7 +389,14 @@ async fn alert_command(command: AlertCommand) -> anyhow::Result<()> {
         );
     }
     if alert.active {
-        report_reach(&alert, &keyring_dir, &auth, &brokers[0]).await;
+        cli::sign::report_reach(
+            alert.targets.as_deref(),
+            &alert.fleet,
+            &keyring_dir,
+            &auth,
+            &brokers[0],
+        )
+        .await;
         println!(
             "clear it with: phare alert clear --keyring {} --broker {} --id {}",
             keyring_dir.display(),
@@ -411,45 +405,6 @@ async fn alert_command(command: AlertCommand) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Says which screens `alert` reaches, from the registry and the retained
-/// statuses; warns about targets that match none. The alert is out
-/// already: what cannot be read here is only a warning.
-async fn report_reach(
-    alert: &phare_protocol::document::Alert,
-    keyring: &std::path::Path,
-    auth: &BrokerAuth,
-    broker: &str,
-) {
-    let registry = registry::Registry::load(keyring).unwrap_or_else(|e| {
-        eprintln!("warning: {e:#}");
-        registry::Registry::default()
-    });
-    let topics = phare_protocol::topics::Topics::for_fleet(&alert.fleet);
-    let endpoint = auth.endpoint(broker, keyring);
-    let statuses = match fleet::collect(&endpoint, &topics, Duration::from_millis(500)).await {
-        Ok(collected) => collected.statuses,
-        Err(e) => {
-            eprintln!("warning: cannot read the screens' statuses: {e:#}");
-            Vec::new()
-        }
-    };
-    let reach = alert::reach(alert, &registry, &statuses);
-    let names: Vec<&str> = reach.screens.iter().map(String::as_str).collect();
-    println!(
-        "it reaches {} screen(s), {} of them online: {}",
-        reach.screens.len(),
-        reach.online.len(),
-        terminal::printable(&names.join(", "), 2000)
-    );
-    for target in &reach.unmatched {
-        eprintln!(
-            "warning: target {} matches no screen (not in {}, no status on the broker): a typo?",
-            terminal::printable(target, 200),
-            registry::Registry::path(keyring).display()
-        );
-    }
 }
 
 fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
@@ -541,89 +496,36 @@ fn run() -> anyhow::Result<()> {
             kind,
             keys: key_files,
             keyring,
+            root,
             add_to,
             payload,
             output,
-        } => {
-            let signers = key_files
-                .iter()
-                .map(|p| keys::read_private_key(p))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let (mut envelope, kind) = match (&add_to, &payload) {
-                (Some(existing), _) => {
-                    let envelope = Envelope::from_slice(&std::fs::read(existing)?)?;
-                    let kind = document_kind(&envelope.payload_bytes()?, kind.as_deref())?;
-                    (envelope, kind)
-                }
-                (None, Some(payload)) => {
-                    let body = std::fs::read(payload)
-                        .with_context(|| format!("reading {}", payload.display()))?;
-                    let kind = document_kind(&body, kind.as_deref())?;
-                    phare_protocol::document::validate_payload(&kind, &body).map_err(|why| {
-                        anyhow::anyhow!(
-                            "not signing {}: devices would reject it: {why}",
-                            payload.display()
-                        )
-                    })?;
-                    for warning in phare_protocol::document::payload_warnings(&kind, &body) {
-                        eprintln!("warning: {warning}");
-                    }
-                    (Envelope::sign(&payload_type(&kind), &body, &[]), kind)
-                }
-                (None, None) => unreachable!("clap requires a payload without --add-to"),
-            };
-            let ring = keyring.map(|dir| keys::Keyring::open(&dir)).transpose()?;
-            let held = match &ring {
-                Some(ring) => ring.held_keys(keys::signing_role(&kind)?),
-                None => Vec::new(),
-            };
-            anyhow::ensure!(
-                !signers.is_empty() || !held.is_empty(),
-                "give --key or a --keyring holding keys of the role"
-            );
-            for key in signers.iter().chain(held) {
-                envelope.add_signature(key);
-            }
-            match output.or(add_to) {
-                Some(path) => std::fs::write(&path, envelope.to_json())?,
-                None => println!("{}", envelope.to_json()),
-            }
-        }
+            stamp,
+        } => runtime.block_on(cli::sign::sign(cli::sign::SignRequest {
+            kind,
+            key_files,
+            keyring,
+            root,
+            add_to,
+            payload,
+            output,
+            stamp,
+        }))?,
         Command::Publish {
             brokers,
             keyring,
             auth,
             prefix,
             envelopes,
-        } => {
-            for envelope in envelopes {
-                let bytes = std::fs::read(&envelope)
-                    .with_context(|| format!("reading {}", envelope.display()))?;
-                let route = publish::route_for(&Envelope::from_slice(&bytes)?, prefix.as_deref())?;
-                runtime.block_on(async {
-                    for broker in &brokers {
-                        let endpoint = auth.endpoint(broker, &keyring);
-                        publish::publish(&endpoint, &route.topic, bytes.clone(), route.retain)
-                            .await?;
-                        println!(
-                            "published {} to {broker} {}",
-                            envelope.display(),
-                            route.topic
-                        );
-                    }
-                    anyhow::Ok(())
-                })?;
-            }
-        }
-        Command::Asset(AssetCommand::Add {
-            file,
-            origins,
-            media_type,
-        }) => {
-            let (id, entry) = asset::entry_for(&file, &origins, media_type.as_deref())?;
-            let json = serde_json::json!({ id.to_string(): entry });
-            println!("{}", serde_json::to_string_pretty(&json)?);
-        }
+        } => runtime.block_on(cli::sign::publish(cli::sign::PublishRequest {
+            brokers,
+            keyring,
+            auth,
+            prefix,
+            envelopes,
+        }))?,
+        Command::Assignment(command) => cli::authoring::assignment(command)?,
+        Command::Asset(command) => cli::authoring::asset(command)?,
         Command::Alert(command) => runtime.block_on(alert_command(command))?,
         Command::Pop(PopCommand::Collect { to, db, duration_s }) => runtime.block_on(async {
             let fleet = to.fleet_name()?;

@@ -53,6 +53,7 @@ pub fn write_video_at(
     // Encoding is slower than real time for large frames on small machines;
     // allow far more than that.
     let timeout = gst::ClockTime::from_seconds(60 + 10 * u64::from(seconds));
+    let _quiet = encoder_drain::Quiet::begin();
     run(&description, path, label, timeout, |pipeline| {
         // openh264enc defaults to 128 kbit/s, which smears even test
         // patterns; about 2 bits per pixel per second looks clean.
@@ -279,5 +280,117 @@ mod tests {
         let err = write_png(&path, 64, 64, "no-such-pattern", "x").unwrap_err();
         assert!(format!("{err:#}").contains("no-such-pattern"), "{err:#}");
         assert!(!path.exists());
+    }
+}
+
+/// openh264 prints `[OpenH264] this = 0x…, Error:CWelsH264SVCEncoder::
+/// EncodeFrame(), cmInitParaError.` on stderr each time GStreamer's
+/// `openh264enc` drains it at the end of a video: every frame was written
+/// and the file is sound, but the line alarms whoever reads the output of
+/// `phare demo`. While videos are encoded, stderr passes through a filter
+/// that drops that line and forwards everything else as it comes.
+mod encoder_drain {
+    use std::fs::File;
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::fd::OwnedFd;
+    use std::sync::Mutex;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// The filter in place: the real stderr, and how many encodings use
+    /// the filter (tests encode on several threads at once).
+    struct Installed {
+        real_stderr: OwnedFd,
+        users: usize,
+        forwarder_done: mpsc::Receiver<()>,
+    }
+
+    static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
+
+    /// How long the last user waits for the filter to pass on what is left.
+    const FLUSH_WAIT: Duration = Duration::from_secs(1);
+
+    pub fn is_drain_noise(line: &[u8]) -> bool {
+        line.starts_with(b"[OpenH264]") && line.windows(15).any(|w| w == b"cmInitParaError")
+    }
+
+    /// Holds the filter in place while alive; without one (stderr cannot
+    /// be redirected), output is simply not filtered.
+    pub struct Quiet(bool);
+
+    impl Quiet {
+        pub fn begin() -> Quiet {
+            let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(filter) = installed.as_mut() {
+                filter.users += 1;
+                return Quiet(true);
+            }
+            match install() {
+                Ok(filter) => {
+                    *installed = Some(filter);
+                    Quiet(true)
+                }
+                Err(_) => Quiet(false),
+            }
+        }
+    }
+
+    fn install() -> std::io::Result<Installed> {
+        let (reader, writer) = std::io::pipe()?;
+        let real_stderr = nix::unistd::dup(std::io::stderr())?;
+        let mut out = File::from(real_stderr.try_clone()?);
+        nix::unistd::dup2_stderr(&writer)?;
+        drop(writer);
+        let (done, forwarder_done) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(reader).split(b'\n').map_while(Result::ok) {
+                if !is_drain_noise(&line) {
+                    let _ = out.write_all(&line).and_then(|()| out.write_all(b"\n"));
+                }
+            }
+            let _ = done.send(());
+        });
+        Ok(Installed {
+            real_stderr,
+            users: 1,
+            forwarder_done,
+        })
+    }
+
+    impl Drop for Quiet {
+        fn drop(&mut self) {
+            if !self.0 {
+                return;
+            }
+            let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(filter) = installed.as_mut() else {
+                return;
+            };
+            filter.users -= 1;
+            if filter.users > 0 {
+                return;
+            }
+            let filter = installed.take().expect("checked above");
+            let _ = nix::unistd::dup2_stderr(&filter.real_stderr);
+            // The pipe ends once nothing holds its writing end; a helper
+            // process that inherited it (GStreamer's plugin scanner) must
+            // not hold this thread up.
+            let _ = filter.forwarder_done.recv_timeout(FLUSH_WAIT);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn only_the_drain_error_is_dropped() {
+            let noise = b"[OpenH264] this = 0x0x7f55c800c6f0, Error:CWelsH264SVCEncoder::EncodeFrame(), cmInitParaError.";
+            assert!(is_drain_noise(noise));
+            assert!(!is_drain_noise(
+                b"[OpenH264] this = 0x1, Error:CWelsH264SVCEncoder::Initialize(), invalid width"
+            ));
+            assert!(!is_drain_noise(b"error: cmInitParaError"));
+        }
     }
 }

@@ -22,6 +22,8 @@ use phare_protocol::topics::Topics;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use rusqlite::{Connection, params};
 
+use phare_player::store::{AddedColumn, add_missing_columns};
+
 use crate::connect::{Endpoint, disconnect};
 use crate::terminal::{MAX_SHOWN, printable, without_controls};
 
@@ -38,9 +40,17 @@ CREATE TABLE IF NOT EXISTS plays (
     completed  INTEGER NOT NULL,
     reason     TEXT,
     received   TEXT NOT NULL,
+    plays      INTEGER NOT NULL DEFAULT 1,
+    completed_plays INTEGER,
     PRIMARY KEY (device, seq)
 );
 ";
+
+/// Columns of `plays` that collectors' databases of earlier releases lack.
+const ADDED_COLUMNS: &[AddedColumn] = &[
+    ("plays", "plays", "INTEGER NOT NULL DEFAULT 1"),
+    ("plays", "completed_plays", "INTEGER"),
+];
 
 /// Why a batch was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +78,7 @@ impl PlayLog {
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;
         db.execute_batch(SCHEMA)?;
+        add_missing_columns(&db, ADDED_COLUMNS)?;
         Ok(PlayLog { db })
     }
 
@@ -90,23 +101,28 @@ impl PlayLog {
         let received = jiff::Timestamp::now().to_string();
         let tx = self.db.transaction()?;
         let mut new = 0;
+        // SQLite's integers are signed: a device's count past them is capped.
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         for r in &batch.records {
             new += tx.execute(
                 "INSERT OR IGNORE INTO plays
-                 (device, seq, playlist, item, asset, live, start, end, completed, reason, received)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 (device, seq, playlist, item, asset, live, start, end, completed, reason, received,
+                  plays, completed_plays)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     device,
                     r.seq,
                     r.playlist,
-                    r.item as i64,
+                    count(r.item as u64),
                     r.asset,
                     r.live,
                     r.start,
                     r.end,
                     r.completed,
                     r.reason,
-                    received
+                    received,
+                    r.summary.map_or(1, |s| count(s.plays)),
+                    r.summary.map(|s| count(s.completed)),
                 ],
             )?;
         }
@@ -148,9 +164,14 @@ impl PlayLog {
             "end",
             "completed",
             "reason",
+            "plays",
+            "completed_plays",
         ])?;
+        // A plain record is one showing; `completed_plays` says for it too
+        // how many played through, so a sum over the column is the total.
         let mut stmt = self.db.prepare(
-            "SELECT device, seq, playlist, item, asset, live, start, end, completed, reason
+            "SELECT device, seq, playlist, item, asset, live, start, end, completed, reason,
+                    plays, COALESCE(completed_plays, completed)
              FROM plays ORDER BY device, seq",
         )?;
         let mut rows = stmt.query([])?;
@@ -170,6 +191,8 @@ impl PlayLog {
                 text(7)?,
                 row.get::<_, bool>(8)?.to_string(),
                 text(9)?,
+                row.get::<_, i64>(10)?.to_string(),
+                row.get::<_, i64>(11)?.to_string(),
             ])?;
         }
         writer.flush()?;
@@ -309,6 +332,38 @@ mod tests {
             .map(|l| l.split(',').nth(1).unwrap())
             .collect();
         assert_eq!(seqs, ["1", "2", "3"]);
+    }
+
+    /// A summary a device folded while no collector listened is stored and
+    /// exported with its counts, also into a database of an earlier
+    /// collector, whose records keep counting one showing each.
+    #[test]
+    fn summaries_are_stored_with_their_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pop.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE plays (device TEXT NOT NULL, seq INTEGER NOT NULL,
+                 playlist TEXT NOT NULL, item INTEGER NOT NULL, asset TEXT, live TEXT,
+                 start TEXT NOT NULL, end TEXT NOT NULL, completed INTEGER NOT NULL,
+                 reason TEXT, received TEXT NOT NULL, PRIMARY KEY (device, seq));
+             INSERT INTO plays VALUES ('lobby-1', 1, 'main', 0, 'sha256:a',
+                 NULL, '2026-11-29T09:00:00Z', '2026-11-29T09:00:05Z', 1, NULL, 'x');",
+        )
+        .unwrap();
+        drop(old);
+        let mut log = PlayLog::open(&path).unwrap();
+        let summary = serde_json::json!({"device": "lobby-1", "records": [
+            {"seq": 2, "playlist": "main", "item": 0, "asset": "sha256:a",
+             "start": "2026-11-29T10:00:00Z", "end": "2026-11-30T10:00:00Z", "completed": false,
+             "summary": {"plays": 1200, "completed": 1150}}]});
+        log.store_batch("lobby-1", &serde_json::to_vec(&summary).unwrap())
+            .unwrap();
+        let text = exported(&log);
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows[0][10..], ["plays", "completed_plays"]);
+        assert_eq!(rows[1][10..], ["1", "1"]);
+        assert_eq!(rows[2][10..], ["1200", "1150"]);
     }
 
     #[test]

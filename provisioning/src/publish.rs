@@ -23,6 +23,11 @@ pub struct Route {
 pub fn route_for(envelope: &Envelope, prefix: Option<&str>) -> anyhow::Result<Route> {
     let payload: serde_json::Value =
         serde_json::from_slice(&envelope.payload_bytes()?).context("the payload is not JSON")?;
+    route_of(&payload, prefix)
+}
+
+/// The route of a document (signed or not yet).
+pub fn route_of(payload: &serde_json::Value, prefix: Option<&str>) -> anyhow::Result<Route> {
     let field = |name: &str| {
         payload
             .get(name)

@@ -41,8 +41,7 @@ pub fn blob(dir: &Path, name: &str, size: usize) -> PathBuf {
 /// any bytes do), fetched by their name from the device's origins.
 pub fn with_blobs(mut assignment: Value, files: &[&Path]) -> Value {
     for file in files {
-        let (id, mut entry) = entry_for(file, &[], Some("application/octet-stream")).unwrap();
-        entry.urls = vec![file.file_name().unwrap().to_str().unwrap().to_string()];
+        let (id, entry) = entry_for(file, &[], Some("application/octet-stream")).unwrap();
         assignment["assets"][id.to_string()] = serde_json::to_value(entry).unwrap();
     }
     assignment

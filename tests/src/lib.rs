@@ -167,10 +167,7 @@ fn spawn_ready(config: &Path, port: u16, dir: &Path) -> Result<Child, PortTaken>
         .spawn()
         .expect("mosquitto must be installed (make test installs it)");
     // A TLS listener cannot be asked in plain MQTT; its log line must do.
-    let tls = std::fs::read_to_string(config)
-        .unwrap()
-        .lines()
-        .any(|l| l.trim_start().starts_with("certfile"));
+    let tls = configures_tls(config);
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let deadline = Instant::now() + TIMEOUT;
     loop {
@@ -192,6 +189,26 @@ fn spawn_ready(config: &Path, port: u16, dir: &Path) -> Result<Child, PortTaken>
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Whether Mosquitto's `config`, or a file it includes (`include_dir`, as
+/// Debian's main config does), gives a listener a certificate.
+fn configures_tls(config: &Path) -> bool {
+    let text = std::fs::read_to_string(config).unwrap();
+    let values = |name: &'static str| {
+        text.lines()
+            .filter_map(move |l| l.trim_start().strip_prefix(name))
+            .map(str::trim)
+    };
+    values("certfile ").next().is_some()
+        || values("include_dir ").any(|dir| {
+            std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries.filter_map(Result::ok).any(|entry| {
+                    entry.path().extension().is_some_and(|e| e == "conf")
+                        && configures_tls(&entry.path())
+                })
+            })
+        })
 }
 
 /// Whether an MQTT broker on `port` answers a CONNECT with a CONNACK (of
@@ -279,8 +296,7 @@ impl Fleet {
         let mut assets = serde_json::Map::new();
         let mut items = Vec::new();
         for file in files {
-            let (id, mut entry) = entry_for(file, &[], None).unwrap();
-            entry.urls = vec![file.file_name().unwrap().to_str().unwrap().to_string()];
+            let (id, entry) = entry_for(file, &[], None).unwrap();
             let mut item = json!({"asset": id});
             if entry.is_image() {
                 item["duration_ms"] = 800.into();
@@ -691,13 +707,18 @@ impl Drop for Player {
 
 /// The `phare-player` binary of this build (target/<profile>/phare-player).
 pub fn player_binary() -> PathBuf {
+    built_binary("phare-player")
+}
+
+/// The `phare` operator tool of this build, as admins run it.
+pub fn phare_binary() -> PathBuf {
+    built_binary("phare")
+}
+
+fn built_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test> -> target/<profile>/phare-player
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("phare-player");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let path = exe.parent().and_then(Path::parent).unwrap().join(name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --bins` first (make test does)",

@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 
 /// Adds a playlist of one image (`duration_ms` 600) to an assignment.
 fn add_playlist(document: &mut Value, name: &str, image: &Path) {
-    let (id, mut entry) = entry_for(image, &[], None).unwrap();
-    entry.urls = vec![image.file_name().unwrap().to_str().unwrap().to_string()];
+    let (id, entry) = entry_for(image, &[], None).unwrap();
     document["assets"][id.as_str()] = serde_json::to_value(entry).unwrap();
     document["playlists"][name] = json!([{"asset": id, "duration_ms": 600}]);
 }
@@ -448,6 +447,79 @@ async fn proof_of_play_waits_on_the_device_for_a_collector() {
         "the device to forget what the collector has",
     );
     collector.stop().await;
+}
+
+/// A device that no collector reached for weeks holds at most
+/// `MAX_HELD_PLAYS` records: past that, its oldest showings are folded into
+/// one summary per item, which the collector gets with their counts. Not
+/// one showing goes uncounted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proof_of_play_past_its_bound_is_summarised_and_collected() {
+    use phare_player::store::{MAX_HELD_PLAYS, Store, UNFOLDED_PLAYS};
+    let scene = Scene::new().await;
+    // Weeks of showings of two items, none collected.
+    let held = MAX_HELD_PLAYS as i64;
+    let data_dir = scene.work.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    drop(Store::open(&data_dir.join("state.db")).unwrap());
+    let mut db = rusqlite::Connection::open(data_dir.join("state.db")).unwrap();
+    let seed = db.transaction().unwrap();
+    seed.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+         INSERT INTO pop (playlist, item, asset, started_at, ended_at, completed)
+         SELECT 'main', i % 2, 'sha256:' || (i % 2), '2026-11-01T00:00:00Z',
+                '2026-11-01T00:00:08Z', 1 FROM n",
+        [held],
+    )
+    .unwrap();
+    seed.commit().unwrap();
+    drop(db);
+
+    let a = scene.fleet.image("a.png", "smpte");
+    scene.publish_assignment(1, &[&a]).await;
+    let player = scene.start_player();
+    // Its first showing closes past the bound: a fold.
+    wait_for(
+        || device_plays(&player).0 < held,
+        "the device to fold its oldest records",
+    );
+    assert!(
+        player
+            .log()
+            .contains("its oldest records are now summaries")
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let collected = work.path().join("collector.db");
+    let collector = Collector::start(scene.broker.url(), &collected);
+    let summaries = || -> Vec<(i64, i64)> {
+        let Ok(log) = rusqlite::Connection::open(&collected) else {
+            return Vec::new();
+        };
+        let Ok(mut stmt) =
+            log.prepare("SELECT seq, plays FROM plays WHERE completed_plays IS NOT NULL")
+        else {
+            return Vec::new();
+        };
+        stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map(|rows| rows.flatten().collect())
+            .unwrap_or_default()
+    };
+    wait_for(
+        || summaries().len() == 2,
+        "the two items' summaries at the collector",
+    );
+    collector.stop().await;
+    // After the records a batch in flight may hold, one summary per item,
+    // counting the showings it stands for.
+    let summaries = summaries();
+    let first = UNFOLDED_PLAYS as i64 + 1;
+    assert_eq!(
+        summaries.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [first, first + 1]
+    );
+    let folded: i64 = summaries.iter().map(|s| s.1).sum();
+    assert_eq!(folded, MAX_HELD_PLAYS as i64 / 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,9 @@ pub trait Storage {
     /// The oldest closed records, in order, at most `limit`.
     fn closed_plays(&mut self, limit: usize) -> Result<Vec<PlayRecord>, StoreError>;
     fn forget_plays_through(&mut self, seq: i64) -> Result<(), StoreError>;
+    /// Past `max_held` closed records, folds the oldest into summaries;
+    /// returns how many it took.
+    fn fold_oldest_plays(&mut self, max_held: usize) -> Result<usize, StoreError>;
     fn put_time_floor(&mut self, floor: Timestamp) -> Result<(), StoreError>;
     fn put_last_alive(&mut self, at: Timestamp) -> Result<(), StoreError>;
 }
@@ -105,6 +108,10 @@ impl Storage for Store {
 
     fn forget_plays_through(&mut self, seq: i64) -> Result<(), StoreError> {
         Store::forget_plays_through(self, seq)
+    }
+
+    fn fold_oldest_plays(&mut self, max_held: usize) -> Result<usize, StoreError> {
+        Store::fold_oldest_plays(self, max_held)
     }
 
     fn put_time_floor(&mut self, floor: Timestamp) -> Result<(), StoreError> {
@@ -214,6 +221,7 @@ impl Storage for MemoryStorage {
             end: String::new(),
             completed: false,
             reason: None,
+            summary: None,
         };
         self.plays.insert(self.next_seq, record);
         Ok(self.next_seq)
@@ -249,6 +257,12 @@ impl Storage for MemoryStorage {
         self.write()?;
         self.plays.retain(|&s, r| s > seq || r.end.is_empty());
         Ok(())
+    }
+
+    /// Never reached by the tests' few records: `state.db`'s folding is
+    /// tested in `store`.
+    fn fold_oldest_plays(&mut self, _max_held: usize) -> Result<usize, StoreError> {
+        Ok(0)
     }
 
     fn put_time_floor(&mut self, floor: Timestamp) -> Result<(), StoreError> {

@@ -14,10 +14,7 @@ use phare_protocol::report::{
 
 use super::{Core, Effect, Now};
 use crate::render::RenderEvent;
-use crate::store::OpenPlay;
-
-/// Proof-of-play records per published batch.
-const PLAY_BATCH: usize = 100;
+use crate::store::{MAX_HELD_PLAYS, OpenPlay, PLAY_BATCH};
 
 /// How long a batch waits for a collector's acknowledgement before it goes
 /// again (a collector that was not running gets it then).
@@ -198,6 +195,15 @@ impl<S: super::Storage> Core<S> {
         let reason = reason.map(Interruption::as_str);
         if let Err(e) = self.storage.close_play(seq, now.system, completed, reason) {
             tracing::error!(error = %e, "closing a proof-of-play record");
+        }
+        match self.storage.fold_oldest_plays(MAX_HELD_PLAYS) {
+            Ok(0) => {}
+            Ok(folded) => tracing::warn!(
+                folded,
+                held = MAX_HELD_PLAYS,
+                "no collector took the proof of play: its oldest records are now summaries"
+            ),
+            Err(e) => tracing::error!(error = %e, "summarising proof of play"),
         }
         self.send_plays();
     }

@@ -12,11 +12,11 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
+use crate::Assignment;
+use crate::document::MAX_WINDOWS;
 use jiff::Timestamp;
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
-use phare_protocol::Assignment;
-use phare_protocol::document::MAX_WINDOWS;
 use serde::Deserialize;
 
 /// Window edges (starts and ends of occurrences) examined when looking for
