@@ -101,11 +101,17 @@ async fn commands_are_answered_by_id() {
 async fn an_expired_command_is_refused_and_not_answered() {
     let (scene, player, _) = playing_one_image(Fleet::new(), 1).await;
     let responses = Subscriber::new(&scene.broker, &device_topic("response")).await;
-    let stale = command(
+    let mut stale = command(
         "late-1",
         "report_now",
         json!({}),
         SignedDuration::from_secs(-60),
+    );
+    // Issued before it expired, or it would be malformed rather than expired.
+    stale["issued_at"] = json!(
+        Timestamp::now()
+            .checked_sub(SignedDuration::from_mins(2))
+            .unwrap()
     );
     publish(&scene.broker, &scene.sign("command", &stale)).await;
     player.wait_status("an expired rejection", rejected_with("expired"));
