@@ -256,8 +256,10 @@ in_block=false
 n=0
 fence_line=0
 blocks=0
-while IFS= read -r text || [ -n "$text" ]; do
+while IFS= read -r line || [ -n "$line" ]; do
   n=$((n + 1))
+  # Blocks inside list items are indented; their commands are not.
+  text="${line#"${line%%[! ]*}"}"
   if $in_block; then
     if [ "$text" = '```' ]; then
       in_block=false
