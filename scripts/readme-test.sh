@@ -20,11 +20,11 @@
 #   in DIR             run in DIR, relative to the operator's folder (made)
 #   before STEP ARGS   a step of this harness before the block
 #   then STEP ARGS     … after it
-#   set NAME=COMMAND   <NAME> in the block becomes COMMAND's output
+#   set NAME=COMMAND   <NAME> in the block becomes $(COMMAND) (the last clause)
 # Steps: `media FILE...` (sample media in the operator's folder, also
 # served by the origin), `origin`, `screen NAME`, `wait NAME TEXT` (until
 # the screen's status.json contains TEXT), `offline NAME` (until it has no
-# broker).
+# broker), `lines FILE N` (FILE has N lines at least).
 # A command whose comment says `until Ctrl-C` runs for UNTIL_CTRL_C_S
 # seconds (default 8), then gets SIGINT, as a user would press it.
 set -euo pipefail
@@ -33,13 +33,11 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 readme=${README:-$repo/README.md}
 
 if [ "${1:-}" != "--inside" ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "readme-test: needs root (network namespace, Mosquitto's user switch): sudo make readme-test" >&2
-    exit 1
-  fi
+  # Root: a network namespace, mounts, Mosquitto's switch to its user.
+  if [ "$(id -u)" -ne 0 ]; then exec sudo "$0" "$@"; fi
   "$repo/scripts/apt-ensure.sh" mosquitto:mosquitto openssl:openssl iproute2:ip \
-    util-linux:unshare,timeout procps:pkill gstreamer1.0-tools:gst-launch-1.0 \
-    gstreamer1.0-plugins-bad gstreamer1.0-plugins-good ca-certificates
+    util-linux:unshare mount:mount procps:pkill,pgrep gstreamer1.0-tools:gst-launch-1.0 \
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   [ -x "$repo/target/debug/phare" ] && [ -x "$repo/target/debug/phare-player" ] || {
     echo "readme-test: build first (make readme-test does: cargo build --bins)" >&2
     exit 1
@@ -115,6 +113,7 @@ case "$1" in
   stop) stop ;;
   restart) stop; start ;;
   reload) pkill -HUP -F $pidfile ;;
+  reload-or-restart) if pgrep -F $pidfile >/dev/null 2>&1; then pkill -HUP -F $pidfile; else start; fi ;;
   *) echo "systemctl: $1 is not emulated" >&2; exit 1 ;;
 esac
 EOF
@@ -178,6 +177,12 @@ step_wait() { # NAME TEXT: until the screen's status says TEXT
   return 1
 }
 
+step_lines() { # FILE N: FILE has at least N lines
+  local count
+  count=$(wc -l <"$1")
+  [ "$count" -ge "$2" ] || { echo "readme-test: $1 has $count lines, not $2" >&2; return 1; }
+}
+
 step_offline() { # NAME: until the screen says it has no broker
   step_wait "$1" '"broker":null'
 }
@@ -202,7 +207,14 @@ export -f until_ctrl_c
 run_block() { # LINE DIRECTIVE FILE
   local line=$1 directive=$2 file=$3 dir=$operator clause
   local -a before=() after=()
+  # `set` takes the rest of the directive: its command may hold `;`.
+  local setting=""
+  if [[ "$directive" == *"set "* ]]; then
+    setting="set ${directive#*set }"
+    directive=${directive%%set *}
+  fi
   IFS=';' read -ra clauses <<<"$directive"
+  clauses+=("$setting")
   for clause in "${clauses[@]}"; do
     clause=$(echo "$clause" | sed 's/^ *//; s/ *$//')
     case "$clause" in
@@ -212,10 +224,11 @@ run_block() { # LINE DIRECTIVE FILE
       "before "*) before+=("${clause#before }") ;;
       "then "*) after+=("${clause#then }") ;;
       "set "*)
-        local assignment=${clause#set } name value
+        # Evaluated where it is used, when the block gets there.
+        local assignment=${clause#set } name content
         name=${assignment%%=*}
-        value=$(cd "$dir" && bash -c "${assignment#*=}")
-        sed -i "s|<$name>|$value|g" "$file" ;;
+        content=$(<"$file")
+        printf '%s\n' "${content//"<$name>"/"\$(${assignment#*=})"}" >"$file" ;;
       *) echo "readme-test: README line $line: unknown clause '$clause'" >&2; return 1 ;;
     esac
   done
@@ -243,8 +256,10 @@ in_block=false
 n=0
 fence_line=0
 blocks=0
-while IFS= read -r text || [ -n "$text" ]; do
+while IFS= read -r line || [ -n "$line" ]; do
   n=$((n + 1))
+  # Blocks inside list items are indented; their commands are not.
+  text="${line#"${line%%[! ]*}"}"
   if $in_block; then
     if [ "$text" = '```' ]; then
       in_block=false

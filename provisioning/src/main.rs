@@ -8,7 +8,7 @@ use phare_protocol::RoleName;
 use phare_provisioning::ca::Tool;
 use phare_provisioning::{alert, demo, fleet, keys, pop, publish};
 
-use cli::authoring::{AssetCommand, AssignmentCommand, StampFlags};
+use cli::authoring::{AssetCommand, AssignmentCommand};
 use cli::broker::BrokerCommand;
 use cli::device::DeviceCommand;
 use cli::flags::{BrokerAuth, FleetBroker};
@@ -41,57 +41,14 @@ enum Command {
     /// rewritten with what they set (pretty JSON, members in the
     /// protocol's order), and those exact bytes are signed: the file is
     /// what was signed.
-    Sign {
-        /// Document kind: root, assignment, alert or command (read from the
-        /// payload when omitted).
-        #[arg(long)]
-        kind: Option<String>,
-        /// PKCS#8 private key file; repeatable.
-        #[arg(long = "key")]
-        keys: Vec<PathBuf>,
-        /// Sign with every key held in this keyring for the kind's role.
-        #[arg(long)]
-        keyring: Option<PathBuf>,
-        /// The fleet's current root (root.json) that the keys and the fleet
-        /// are checked against [default: <keyring>/root.json, else
-        /// keys/root.json].
-        #[arg(long, value_name = "FILE")]
-        root: Option<PathBuf>,
-        /// Add the signatures to this existing envelope (rewritten in place
-        /// unless -o is given) instead of signing a payload.
-        #[arg(long, conflicts_with = "payload")]
-        add_to: Option<PathBuf>,
-        /// The JSON payload to sign (its exact bytes are signed).
-        #[arg(required_unless_present = "add_to")]
-        payload: Option<PathBuf>,
-        /// Write the envelope here instead of standard output.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        #[command(flatten)]
-        stamp: StampFlags,
-    },
+    Sign(cli::sign::SignArgs),
     /// Publish signed envelopes on the topics their documents name (retained,
     /// except commands, which are used once). Each is first checked as
     /// devices will (signature threshold against the keyring's root.json,
-    /// fleet, expiry): one they would refuse is not published, so it never
-    /// replaces the good document the broker retains.
-    Publish {
-        /// Broker URL (mqtt:// or mqtts://host:port); repeat to publish to
-        /// every broker.
-        #[arg(long = "broker", required = true)]
-        brokers: Vec<String>,
-        /// The keyring whose TLS files authenticate to mqtts:// brokers.
-        #[arg(long, default_value = "keys")]
-        keyring: PathBuf,
-        #[command(flatten)]
-        auth: BrokerAuth,
-        /// Topic prefix, if the fleet does not use `phare/<fleet>/`.
-        #[arg(long)]
-        prefix: Option<String>,
-        /// Envelope files, published in the order given (e.g. a root chain).
-        #[arg(required = true)]
-        envelopes: Vec<PathBuf>,
-    },
+    /// fleet, expiry, the version the broker retains): one they would
+    /// refuse is not published, so it never replaces the good document the
+    /// broker retains.
+    Publish(cli::sign::PublishArgs),
     /// Write a new assignment.
     #[command(subcommand)]
     Assignment(AssignmentCommand),
@@ -492,38 +449,8 @@ fn run() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Keys(command) => keys_command(command)?,
-        Command::Sign {
-            kind,
-            keys: key_files,
-            keyring,
-            root,
-            add_to,
-            payload,
-            output,
-            stamp,
-        } => runtime.block_on(cli::sign::sign(cli::sign::SignRequest {
-            kind,
-            key_files,
-            keyring,
-            root,
-            add_to,
-            payload,
-            output,
-            stamp,
-        }))?,
-        Command::Publish {
-            brokers,
-            keyring,
-            auth,
-            prefix,
-            envelopes,
-        } => runtime.block_on(cli::sign::publish(cli::sign::PublishRequest {
-            brokers,
-            keyring,
-            auth,
-            prefix,
-            envelopes,
-        }))?,
+        Command::Sign(args) => runtime.block_on(cli::sign::sign(args))?,
+        Command::Publish(args) => runtime.block_on(cli::sign::publish(args))?,
         Command::Assignment(command) => cli::authoring::assignment(command)?,
         Command::Asset(command) => cli::authoring::asset(command)?,
         Command::Alert(command) => runtime.block_on(alert_command(command))?,

@@ -7,12 +7,16 @@ use jiff::{SignedDuration, Timestamp};
 use phare_tests::*;
 use serde_json::{Value, json};
 
+/// A command valid from a minute ago until `lasts` from now (negative: one
+/// that expired; its life still begins before it ends, else it would be
+/// malformed rather than expired).
 fn command(id: &str, action: &str, args: Value, lasts: SignedDuration) -> Value {
     let now = Timestamp::now();
+    let expires_at = now.checked_add(lasts).unwrap();
     json!({
         "kind": "command", "fleet": FLEET, "device": DEVICE, "id": id,
-        "issued_at": now, "expires_at": now.checked_add(lasts).unwrap(),
-        "action": action, "args": args,
+        "issued_at": expires_at.min(now).checked_sub(SignedDuration::from_mins(1)).unwrap(),
+        "expires_at": expires_at, "action": action, "args": args,
     })
 }
 
@@ -101,17 +105,11 @@ async fn commands_are_answered_by_id() {
 async fn an_expired_command_is_refused_and_not_answered() {
     let (scene, player, _) = playing_one_image(Fleet::new(), 1).await;
     let responses = Subscriber::new(&scene.broker, &device_topic("response")).await;
-    let mut stale = command(
+    let stale = command(
         "late-1",
         "report_now",
         json!({}),
         SignedDuration::from_secs(-60),
-    );
-    // Issued before it expired, or it would be malformed rather than expired.
-    stale["issued_at"] = json!(
-        Timestamp::now()
-            .checked_sub(SignedDuration::from_mins(2))
-            .unwrap()
     );
     publish(&scene.broker, &scene.sign("command", &stale)).await;
     player.wait_status("an expired rejection", rejected_with("expired"));

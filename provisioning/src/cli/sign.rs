@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use clap::Args;
 use jiff::Timestamp;
 use phare_protocol::envelope::payload_type;
 use phare_protocol::{Envelope, Root};
@@ -15,17 +16,37 @@ use phare_provisioning::keys::{self, Keyring, ROOT_ENVELOPE_FILE};
 use phare_provisioning::{alert, authoring, fleet, preflight, publish, registry, terminal};
 
 /// What `phare sign` was asked.
-pub struct SignRequest {
-    pub kind: Option<String>,
-    pub key_files: Vec<PathBuf>,
-    pub keyring: Option<PathBuf>,
-    pub root: Option<PathBuf>,
-    pub add_to: Option<PathBuf>,
-    pub payload: Option<PathBuf>,
-    pub output: Option<PathBuf>,
+#[derive(Args)]
+pub struct SignArgs {
+    /// Document kind: root, assignment, alert or command (read from the
+    /// payload when omitted).
+    #[arg(long)]
+    kind: Option<String>,
+    /// PKCS#8 private key file; repeatable.
+    #[arg(long = "key")]
+    key_files: Vec<PathBuf>,
+    /// Sign with every key held in this keyring for the kind's role.
+    #[arg(long)]
+    keyring: Option<PathBuf>,
+    /// The fleet's current root (root.json) that the keys and the fleet
+    /// are checked against [default: <keyring>/root.json, else
+    /// keys/root.json].
+    #[arg(long, value_name = "FILE")]
+    root: Option<PathBuf>,
+    /// Add the signatures to this existing envelope (rewritten in place
+    /// unless -o is given) instead of signing a payload.
+    #[arg(long, conflicts_with = "payload")]
+    add_to: Option<PathBuf>,
+    /// The JSON payload to sign (its exact bytes are signed).
+    #[arg(required_unless_present = "add_to")]
+    payload: Option<PathBuf>,
+    /// Write the envelope here instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
     /// `--bump`, `--version`, `--issued-now`: set in the payload file
     /// before it is checked and signed.
-    pub stamp: StampFlags,
+    #[command(flatten)]
+    stamp: StampFlags,
 }
 
 /// The root the documents are judged by: `--root`, else the keyring's
@@ -43,7 +64,7 @@ fn judging_root(keyring: Option<&Path>, root: Option<&Path>) -> anyhow::Result<O
     keys::read_root(&path).map(Some)
 }
 
-pub async fn sign(request: SignRequest) -> anyhow::Result<()> {
+pub async fn sign(request: SignArgs) -> anyhow::Result<()> {
     let now = Timestamp::now();
     let root = judging_root(request.keyring.as_deref(), request.root.as_deref())?;
     if root.is_none() {
@@ -127,18 +148,30 @@ pub async fn sign(request: SignRequest) -> anyhow::Result<()> {
 }
 
 /// What `phare publish` was asked.
-pub struct PublishRequest {
-    pub brokers: Vec<String>,
-    pub keyring: PathBuf,
-    pub auth: BrokerAuth,
-    pub prefix: Option<String>,
-    pub envelopes: Vec<PathBuf>,
+#[derive(Args)]
+pub struct PublishArgs {
+    /// Broker URL (mqtt:// or mqtts://host:port); repeat to publish to
+    /// every broker.
+    #[arg(long = "broker", required = true)]
+    brokers: Vec<String>,
+    /// The keyring whose root.json judges the envelopes, and whose TLS
+    /// files authenticate to mqtts:// brokers.
+    #[arg(long, default_value = "keys")]
+    keyring: PathBuf,
+    #[command(flatten)]
+    auth: BrokerAuth,
+    /// Topic prefix, if the fleet does not use `phare/<fleet>/`.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Envelope files, published in the order given (e.g. a root chain).
+    #[arg(required = true)]
+    envelopes: Vec<PathBuf>,
 }
 
 /// Publishes each envelope once it is one devices take: all of them are
 /// judged before the first goes out, so a bad one in a chain publishes
 /// nothing.
-pub async fn publish(request: PublishRequest) -> anyhow::Result<()> {
+pub async fn publish(request: PublishArgs) -> anyhow::Result<()> {
     let now = Timestamp::now();
     let root_file = request.keyring.join(ROOT_ENVELOPE_FILE);
     let root = keys::read_root(&root_file).context(
