@@ -13,6 +13,7 @@ use phare_protocol::report::{CommandResponse, Status};
 use phare_protocol::topics::Topics;
 use tokio::sync::mpsc;
 
+use self::core::{Content, Core, Effect, Input, Now, Render, Settings};
 use crate::alarm::{Alarm, Ring};
 use crate::cache::{Cache, FetchEvent, Outcome};
 use crate::clock::TrustedClock;
@@ -27,7 +28,6 @@ use crate::render::{
 use crate::report;
 use crate::store::Store;
 use crate::trust::{Identity, PlaylistItem, Trust};
-use core::{Content, Core, Effect, Input, Now, Render, Settings};
 
 mod core;
 mod storage;
