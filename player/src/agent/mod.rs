@@ -32,8 +32,6 @@ use crate::trust::{Identity, PlaylistItem, Trust};
 mod core;
 mod storage;
 
-pub use storage::Storage;
-
 /// How long a reboot waits, so that its response reaches the broker first.
 const REBOOT_DELAY: Duration = Duration::from_secs(2);
 
