@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod display;
 pub mod link;
+pub mod migrations;
 pub mod outbox;
 pub mod overlay;
 pub mod power;
