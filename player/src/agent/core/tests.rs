@@ -676,3 +676,26 @@ fn a_command_is_carried_out_once_and_answered() {
     let effects = rig.handle(Input::Finished(response));
     assert_eq!(answers(&effects)[0].id, "c3");
 }
+
+#[test]
+fn a_flood_of_refusals_is_counted_and_the_retained_documents_asked_for_again() {
+    let mut rig = rig();
+    let topic = rig.topics.device_assignment("lobby-1");
+    let mut reported = 0;
+    for _ in 0..RejectionBudget::PER_WINDOW + 5 {
+        let effects = rig.handle(Input::Message {
+            topic: topic.clone(),
+            payload: b"not an envelope".to_vec(),
+        });
+        reported += effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Queue { .. }))
+            .count();
+    }
+    assert_eq!(reported, RejectionBudget::PER_WINDOW as usize);
+    let again = rig.core.deadline().expect("a resubscription is due");
+    assert_eq!(again, rig.now.monotonic + FLOOD_RESUBSCRIBE);
+    rig.advance(FLOOD_RESUBSCRIBE);
+    assert_eq!(rig.handle(Input::Deadline), [Effect::Resubscribe]);
+    assert_eq!(rig.core.deadline(), None);
+}
