@@ -15,7 +15,7 @@
 //! The collector of `phare pop collect` keeps its own file with its own
 //! list, through the same [`migrate`].
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::store::StoreError;
 
@@ -95,26 +95,30 @@ ALTER TABLE pop ADD COLUMN completed_plays INTEGER;
     },
 ];
 
-/// Brings `db` to the end of `migrations`.
+/// Brings `db` to the end of `migrations`. Each step reads the version and
+/// applies the next migration under the database's write lock, so that
+/// two connections opening it at once (a collector and a reader of its
+/// file) never apply one twice.
 pub fn migrate(db: &mut Connection, migrations: &[Migration]) -> Result<(), StoreError> {
-    let applied: i64 = db.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let applied = usize::try_from(applied).unwrap_or(0);
-    if applied > migrations.len() {
-        tracing::warn!(
-            schema = applied,
-            known = migrations.len(),
-            "the database was migrated by a newer version: its additions are left alone"
-        );
-        return Ok(());
-    }
-    for (done, migration) in migrations.iter().enumerate().skip(applied) {
-        let tx = db.transaction()?;
+    loop {
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let applied: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let applied = usize::try_from(applied).unwrap_or(0);
+        let Some(migration) = migrations.get(applied) else {
+            if applied > migrations.len() {
+                tracing::warn!(
+                    schema = applied,
+                    known = migrations.len(),
+                    "the database was migrated by a newer version: its additions are left alone"
+                );
+            }
+            return Ok(());
+        };
         tx.execute_batch(migration.sql)?;
-        tx.pragma_update(None, "user_version", (done + 1) as i64)?;
+        tx.pragma_update(None, "user_version", (applied + 1) as i64)?;
         tx.commit()?;
-        tracing::info!(version = done + 1, "{}", migration.brings);
+        tracing::info!(version = applied + 1, "{}", migration.brings);
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -173,6 +177,28 @@ mod tests {
             STATE.len() as i64,
             "every migration recorded"
         );
+    }
+
+    /// Two connections opening a new file at once: each migration is
+    /// applied once, by whichever takes the lock first.
+    #[test]
+    fn connections_opening_at_once_migrate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut db = Connection::open(path).unwrap();
+                    migrate(&mut db, STATE)
+                })
+            })
+            .collect();
+        for opener in openers {
+            opener.join().unwrap().unwrap();
+        }
+        let db = Connection::open(&path).unwrap();
+        assert_eq!(count(&db, "PRAGMA user_version"), STATE.len() as i64);
     }
 
     #[test]
