@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use jiff::Timestamp;
+use phare_common::sqlite::{AddedColumn, add_missing_columns};
 use rusqlite::{Connection, OptionalExtension, params};
 
 #[derive(Debug, thiserror::Error)]
@@ -182,27 +183,6 @@ const ADDED_COLUMNS: &[AddedColumn] = &[
     ("pop", "plays", "INTEGER NOT NULL DEFAULT 1"),
     ("pop", "completed_plays", "INTEGER"),
 ];
-
-/// A column a table gained in a later release: (table, column, definition).
-pub type AddedColumn = (&'static str, &'static str, &'static str);
-
-/// Adds the columns an older database lacks (SQLite has no `ADD COLUMN IF
-/// NOT EXISTS`); the operator tool's collector uses it for its own file.
-pub fn add_missing_columns(db: &Connection, added: &[AddedColumn]) -> Result<(), StoreError> {
-    for (table, column, definition) in added {
-        let present: bool = db.query_row(
-            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
-            [table, column],
-            |row| row.get(0),
-        )?;
-        if !present {
-            db.execute_batch(&format!(
-                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
-            ))?;
-        }
-    }
-    Ok(())
-}
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {

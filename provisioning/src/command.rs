@@ -14,13 +14,14 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use jiff::{SignedDuration, Timestamp};
+use phare_common::files::{Access, write_atomic};
+use phare_common::mqtt::disconnect;
 use phare_protocol::topics::Topics;
 use ring::rand::{SecureRandom, SystemRandom};
 use rumqttc::{Event, Packet, QoS, SubscribeReasonCode};
 use serde_json::{Value, json};
 
-use crate::connect::{Endpoint, disconnect};
-use crate::files::{Access, write_atomic};
+use crate::connect::Endpoint;
 use crate::keys::Keyring;
 use crate::terminal::{MAX_SHOWN, printable};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use phare_protocol::RoleName;
 use phare_provisioning::ca::Tool;
-use phare_provisioning::{alert, demo, fleet, keys, pop, publish};
+use phare_provisioning::{alert, fleet, keys, pop, publish};
 
 use cli::authoring::{AssetCommand, AssignmentCommand, StampFlags};
 use cli::broker::BrokerCommand;
@@ -16,8 +16,8 @@ use cli::flags::{BrokerAuth, FleetBroker};
 mod cli;
 
 /// Operate a fleet of Phare screens: keys, signed documents, publishing,
-/// the fleet's certificates and broker, device enrolment and commands, and
-/// a self-contained demo.
+/// the fleet's certificates and broker, device enrolment and commands,
+/// proof of play. (The self-contained demo is `phare-demo`, `make demo`.)
 #[derive(Parser)]
 #[command(name = "phare", version)]
 struct Cli {
@@ -104,18 +104,6 @@ enum Command {
     /// Proof of play: collect what screens played, export it.
     #[command(subcommand)]
     Pop(PopCommand),
-    /// Run the whole product locally: broker, origin, media, keys, player.
-    Demo {
-        /// Play to a fake sink and print status lines only.
-        #[arg(long)]
-        headless: bool,
-        /// Keep the demo's files here (default: a temporary directory).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Stop after this many seconds (default: run until Ctrl-C).
-        #[arg(long)]
-        duration_s: Option<u64>,
-    },
     /// Watch the fleet's screens.
     #[command(subcommand)]
     Fleet(FleetCommand),
@@ -477,14 +465,13 @@ fn keys_command(command: KeysCommand) -> anyhow::Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    phare_player::exit_code(run())
+    phare_common::exit_code(run())
 }
 
 fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,rumqttd=off".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -552,17 +539,6 @@ fn run() -> anyhow::Result<()> {
         })?,
         Command::Pop(PopCommand::Export { db, csv: _ }) => {
             pop::PlayLog::open(&db)?.export_csv(std::io::stdout().lock())?;
-        }
-        Command::Demo {
-            headless,
-            dir,
-            duration_s,
-        } => {
-            runtime.block_on(demo::run(demo::DemoOptions {
-                headless,
-                dir,
-                duration: duration_s.map(Duration::from_secs),
-            }))?;
         }
         Command::Fleet(FleetCommand::Status {
             to,

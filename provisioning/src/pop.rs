@@ -17,14 +17,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use phare_common::mqtt::disconnect;
+use phare_common::sqlite::{AddedColumn, add_missing_columns};
 use phare_protocol::topics::Topics;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use rusqlite::{Connection, params};
 use serde::Deserialize;
 
-use phare_player::store::{AddedColumn, add_missing_columns};
-
-use crate::connect::{Endpoint, disconnect};
+use crate::connect::Endpoint;
 use crate::terminal::{MAX_SHOWN, printable, without_controls};
 
 const SCHEMA: &str = "
