@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use clap::Args;
 use jiff::Timestamp;
 use phare_protocol::envelope::payload_type;
 use phare_protocol::{Envelope, Root};
@@ -15,16 +16,36 @@ use phare_provisioning::keys::{self, Keyring, ROOT_ENVELOPE_FILE};
 use phare_provisioning::{alert, authoring, fleet, preflight, publish, registry, terminal};
 
 /// What `phare sign` was asked.
+#[derive(Args)]
 pub struct SignRequest {
+    /// Document kind: root, assignment, alert or command (read from the
+    /// payload when omitted).
+    #[arg(long)]
     pub kind: Option<String>,
+    /// PKCS#8 private key file; repeatable.
+    #[arg(long = "key", value_name = "KEYS")]
     pub key_files: Vec<PathBuf>,
+    /// Sign with every key held in this keyring for the kind's role.
+    #[arg(long)]
     pub keyring: Option<PathBuf>,
+    /// The fleet's current root (root.json) that the keys and the fleet
+    /// are checked against [default: <keyring>/root.json, else
+    /// keys/root.json].
+    #[arg(long, value_name = "FILE")]
     pub root: Option<PathBuf>,
+    /// Add the signatures to this existing envelope (rewritten in place
+    /// unless -o is given) instead of signing a payload.
+    #[arg(long, conflicts_with = "payload")]
     pub add_to: Option<PathBuf>,
+    /// The JSON payload to sign (its exact bytes are signed).
+    #[arg(required_unless_present = "add_to")]
     pub payload: Option<PathBuf>,
+    /// Write the envelope here instead of standard output.
+    #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// `--bump`, `--version`, `--issued-now`: set in the payload file
     /// before it is checked and signed.
+    #[command(flatten)]
     pub stamp: StampFlags,
 }
 
@@ -127,11 +148,22 @@ pub async fn sign(request: SignRequest) -> anyhow::Result<()> {
 }
 
 /// What `phare publish` was asked.
+#[derive(Args)]
 pub struct PublishRequest {
+    /// Broker URL (mqtt:// or mqtts://host:port); repeat to publish to
+    /// every broker.
+    #[arg(long = "broker", required = true)]
     pub brokers: Vec<String>,
+    /// The keyring whose TLS files authenticate to mqtts:// brokers.
+    #[arg(long, default_value = "keys")]
     pub keyring: PathBuf,
+    #[command(flatten)]
     pub auth: BrokerAuth,
+    /// Topic prefix, if the fleet does not use `phare/<fleet>/`.
+    #[arg(long)]
     pub prefix: Option<String>,
+    /// Envelope files, published in the order given (e.g. a root chain).
+    #[arg(required = true)]
     pub envelopes: Vec<PathBuf>,
 }
 
