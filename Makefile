@@ -79,6 +79,13 @@ deb:
 deb-test: deb
 	@scripts/test-deb.sh
 
+# The README's commands, run as written in order (a namespace of their own:
+# Debian's Mosquitto, screens from their bundles, an HTTPS origin; root or
+# sudo). Blocks that run elsewhere say so in an HTML comment.
+.PHONY: readme-test
+readme-test: build
+	@scripts/readme-test.sh
+
 # The tests of the scripts themselves (no root, nothing installed).
 .PHONY: script-test
 script-test:

@@ -338,6 +338,19 @@ impl FleetCa {
         Ok(pem)
     }
 
+    /// The last revocation list (the keyring's `tls/crl.pem`) while it
+    /// still names every certificate revoked, otherwise a new one ([`crl`]):
+    /// a list unchanged spares the broker a restart.
+    ///
+    /// [`crl`]: FleetCa::crl
+    pub fn current_crl(&self) -> anyhow::Result<String> {
+        let ledger = Ledger::load(&self.paths.ledger())?;
+        match std::fs::read_to_string(self.paths.crl()) {
+            Ok(pem) if ledger.last_crl_is_current() => Ok(pem),
+            _ => self.crl(),
+        }
+    }
+
     /// Checks that `cert_pem` chains to this CA, is valid now and may be
     /// used by a client, as a broker will check it.
     pub fn verify_client(&self, cert_pem: &str) -> anyhow::Result<()> {
@@ -468,8 +481,9 @@ mod tests {
         let lobby2 = ca.issue_client("lobby-2").unwrap();
         // Reopened, as `phare device revoke` does: the record is on disk.
         let ca = FleetCa::open(dir.path(), "acme").unwrap();
-        let empty = ca.crl().unwrap();
+        let empty = ca.current_crl().unwrap();
         check_with_crl(&ca, &empty, &lobby1.cert_pem).unwrap();
+        assert_eq!(ca.current_crl().unwrap(), empty, "nothing revoked since");
 
         let serials = ca.revoke_client("lobby-1").unwrap();
         assert_eq!(serials.len(), 1);
@@ -480,7 +494,8 @@ mod tests {
             .find(|c| c.serial == serials[0])
             .unwrap();
         assert_eq!(record.sha256, lobby1.sha256);
-        let crl = ca.crl().unwrap();
+        let crl = ca.current_crl().unwrap();
+        assert_ne!(crl, empty, "a new list once a certificate is revoked");
         assert_eq!(
             std::fs::read_to_string(TlsPaths::new(dir.path()).crl()).unwrap(),
             crl

@@ -25,12 +25,27 @@
 //! - `pattern` lines apply to every user, wherever they appear; `%u` is
 //!   the username (here the certificate's CN).
 //! - `topic` lines apply to the `user` line above them; before the first
-//!   `user` line they would apply to anonymous clients (there are none).
+//!   `user` line they apply to anonymous clients only (there are none), not
+//!   to every user. So the fleet-wide topics every device reads (roots,
+//!   alerts) are patterns without `%u`, which Mosquitto warns about at every
+//!   start and reload; the file says why. A `user` block per device instead
+//!   would leave a screen enrolled after the ACL was installed without
+//!   alerts, silently.
 //! - Group membership is no part of the username, so each device's group
 //!   assignments get a `user` block of their own, from `devices.json`.
 //! - Denied publishes are dropped silently (MQTT 3.1.1 still acks them)
 //!   and denied subscriptions deliver nothing: a misconfigured ACL shows as
 //!   silence, which is why the end-to-end tests check it on a real broker.
+//!
+//! Installing: the output folder holds the server's key and stays private
+//! to the operator; its `install.sh` puts the files where Debian's
+//! Mosquitto reads them. Started as root, Mosquitto drops to the
+//! `mosquitto` user *before* it loads the certificates, the key, the ACL
+//! and the revocation list, and reads them as that user again at every
+//! reload: the script makes them root-owned with group `mosquitto`, the
+//! key 0640 in a 0750 directory. Persistence is on; its location is the
+//! main config's (Debian's `/var/lib/mosquitto/`), because Mosquitto
+//! refuses a second `persistence_location`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -54,6 +69,11 @@ pub const CA_FILE: &str = "ca.pem";
 pub const CERT_FILE: &str = "server.pem";
 pub const KEY_FILE: &str = "server.key";
 pub const CRL_FILE: &str = "crl.pem";
+/// Installs the files beside it on the broker host: `sudo sh install.sh`.
+pub const INSTALL_SCRIPT: &str = "install.sh";
+/// What `mosquitto.conf` is called once installed among the main config's
+/// includes.
+pub const DROP_IN_FILE: &str = "phare.conf";
 
 /// How the broker is reached and where its files will live.
 #[derive(Debug, Clone)]
@@ -67,6 +87,10 @@ pub struct BrokerSetup {
     /// Where the files are installed on the broker host: the config names
     /// them by absolute path.
     pub install_dir: PathBuf,
+    /// The directory the main `mosquitto.conf` includes (`include_dir`;
+    /// Debian's is `/etc/mosquitto/conf.d`): `mosquitto.conf` is installed
+    /// there as [`DROP_IN_FILE`].
+    pub include_dir: PathBuf,
 }
 
 /// What `write_config` did.
@@ -81,9 +105,11 @@ pub struct BrokerWritten {
     pub devices: usize,
 }
 
-/// Writes `mosquitto.conf`, `acl`, `ca.pem`, `crl.pem`, `server.pem` and
-/// `server.key` into `out`, and the operator tool's certificates into the
-/// keyring if missing.
+/// Writes `mosquitto.conf`, `acl`, `ca.pem`, `crl.pem`, `server.pem`,
+/// `server.key` and `install.sh` into `out`, and the operator tool's
+/// certificates into the keyring if missing. `out` stays private to its
+/// owner (it holds the server's key); `install.sh` gives Mosquitto's own
+/// user what it reads on the broker host.
 pub fn write_config(
     keyring_dir: &Path,
     setup: &BrokerSetup,
@@ -110,7 +136,11 @@ pub fn write_config(
         ca.issue_server(&setup.hosts)?.write(&cert, &key)?;
     }
     let tools_issued = ca.ensure_tool_certs()?;
-    write_crl(&ca, out)?;
+    write_atomic(
+        &out.join(CRL_FILE),
+        ca.current_crl()?.as_bytes(),
+        Access::Public,
+    )?;
 
     let topics = Topics::for_fleet(fleet);
     write_atomic(&out.join(CA_FILE), ca.pem().as_bytes(), Access::Public)?;
@@ -125,6 +155,11 @@ pub fn write_config(
         Access::Public,
     )
     .context("writing the Mosquitto config")?;
+    write_atomic(
+        &out.join(INSTALL_SCRIPT),
+        install_script(fleet, setup).as_bytes(),
+        Access::Public,
+    )?;
     Ok(BrokerWritten {
         server_issued,
         tools_issued,
@@ -149,11 +184,21 @@ pub fn write_crl(ca: &FleetCa, out: &Path) -> anyhow::Result<PathBuf> {
 pub fn acl(fleet: &str, topics: &Topics, registry: &Registry) -> String {
     let mut text = format!(
         "# Mosquitto ACL of Phare fleet {fleet:?}, written by `phare broker config`.\n\
-         # Re-run it after `phare device add`, install it over this one, and reload\n\
-         # mosquitto (SIGHUP). Usernames are certificate common names.\n\
+         # Re-run it after `phare device add` and install it with install.sh (a\n\
+         # reload, SIGHUP, rereads it). Usernames are certificate common names.\n\
          # `pattern` lines apply to every user wherever they stand; `topic` lines to\n\
-         # the `user` above them.\n\n\
-         # Every device: its own streams, the fleet's roots and alerts.\n"
+         # the `user` above them, or before any `user` line to anonymous clients only\n\
+         # (there are none).\n\n\
+         # Every device: its own streams, the fleet's roots and alerts. The roots and\n\
+         # the alerts are the same for every device, so their patterns have no %u,\n\
+         # and Mosquitto warns at every start and reload:\n\
+         #   Warning: ACL pattern '{roots}' does not contain '%c' or '%u'.\n\
+         #   Warning: ACL pattern '{alerts}' does not contain '%c' or '%u'.\n\
+         # Both are meant: a pattern is the only rule that reaches every certificate,\n\
+         # screens enrolled after this file was installed included (a `topic` line\n\
+         # per device would leave a new screen without alerts until the next ACL).\n",
+        roots = topics.root_filter(),
+        alerts = topics.alert_filter(),
     );
     let own = "%u";
     let lines = [
@@ -209,13 +254,14 @@ pub fn conf(fleet: &str, setup: &BrokerSetup) -> String {
     };
     format!(
         "# Mosquitto 2 for Phare fleet {fleet:?}, written by `phare broker config`.\n\
-         # On Debian/Ubuntu install it as /etc/mosquitto/conf.d/phare.conf; the files\n\
-         # it names go in {install}.\n\n\
+         # install.sh installs it as {drop_in} and the files it\n\
+         # names in {install}.\n\n\
          # Mutual TLS: every client shows a certificate from the fleet CA, not\n\
-         # revoked (`phare device revoke` rewrites the list; install it and restart:\n\
-         # a reload rereads it but leaves open connections be). Its common name is\n\
-         # its username for the ACL, and its client id: no certificate can take\n\
-         # over another's session, and each has one connection at a time.\n\
+         # revoked (`phare device revoke` rewrites the list, and install.sh restarts\n\
+         # Mosquitto: a reload rereads it but leaves open connections be). Its\n\
+         # common name is its username for the ACL, and its client id: no\n\
+         # certificate can take over another's session, and each has one\n\
+         # connection at a time.\n\
          listener {listener}\n\
          cafile {ca}\n\
          crlfile {crl}\n\
@@ -230,13 +276,14 @@ pub fn conf(fleet: &str, setup: &BrokerSetup) -> String {
          # and headers. Larger packets disconnect their sender.\n\
          max_packet_size {packet}\n\n\
          # Retained documents and statuses, and messages queued for devices that\n\
-         # are away, survive a restart.\n\
-         persistence true\n\
-         # persistence_location must name a directory the mosquitto user can write.\n\
-         # Debian's main mosquitto.conf sets it (to /var/lib/mosquitto/), and setting\n\
-         # it twice is an error; elsewhere, uncomment:\n\
-         #persistence_location /var/lib/mosquitto/\n",
+         # are away, survive a restart. They are kept in the main mosquitto.conf's\n\
+         # persistence_location (Debian's: /var/lib/mosquitto/, the mosquitto\n\
+         # user's). Mosquitto refuses it twice, so it is not set here; with a main\n\
+         # config that sets none, set it there (this file is rewritten by every\n\
+         # `phare broker config`).\n\
+         persistence true\n",
         install = setup.install_dir.display(),
+        drop_in = setup.include_dir.join(DROP_IN_FILE).display(),
         ca = file(CA_FILE),
         crl = file(CRL_FILE),
         cert = file(CERT_FILE),
@@ -245,6 +292,55 @@ pub fn conf(fleet: &str, setup: &BrokerSetup) -> String {
         payload = MAX_PAYLOAD,
         packet = MAX_PAYLOAD + PACKET_OVERHEAD,
     )
+}
+
+/// `install.sh`: installs the files beside it on the broker host, readable
+/// by the `mosquitto` user, and restarts Mosquitto when a restart is needed
+/// (a new config, certificate, key or revocation list), otherwise reloads
+/// it (the ACL). Run by root from anywhere: `sudo sh keys/broker/install.sh`.
+pub fn install_script(fleet: &str, setup: &BrokerSetup) -> String {
+    let restart_when_changed = [CA_FILE, CRL_FILE, CERT_FILE, KEY_FILE].join(" ");
+    format!(
+        "#!/bin/sh\n\
+         # Installs the Mosquitto 2 setup of Phare fleet {fleet:?} on this host\n\
+         # (Debian or Ubuntu), from the files beside this script, written by\n\
+         # `phare broker config`. Run it as root, again after every `phare broker\n\
+         # config` and `phare device revoke`:  sudo sh <this folder>/{INSTALL_SCRIPT}\n\
+         #\n\
+         # Started as root, Mosquitto drops to the mosquitto user before it reads its\n\
+         # certificates, key, ACL and revocation list, and reads them as that user\n\
+         # again at every reload: they are root's, group mosquitto, the key 0640 in\n\
+         # a 0750 directory.\n\
+         set -eu\n\
+         cd \"$(dirname \"$0\")\"\n\
+         dir={dir}\n\
+         conf={conf}\n\
+         # A reload (SIGHUP) rereads the ACL. A new listener, certificate or key\n\
+         # takes a restart, and so does a new revocation list: a reload rereads it\n\
+         # but keeps open connections, a revoked screen's included.\n\
+         action=reload-or-restart\n\
+         for file in {restart_when_changed}; do\n\
+         \x20   cmp -s \"$file\" \"$dir/$file\" || action=restart\n\
+         done\n\
+         cmp -s {CONF_FILE} \"$conf\" || action=restart\n\
+         install -d -m 750 -g mosquitto \"$dir\"\n\
+         install -m 644 {CA_FILE} {CRL_FILE} {CERT_FILE} {ACL_FILE} \"$dir/\"\n\
+         install -m 640 -g mosquitto {KEY_FILE} \"$dir/\"\n\
+         install -m 644 {CONF_FILE} \"$conf\"\n\
+         systemctl \"$action\" mosquitto || {{\n\
+         \x20   echo \"installed in $dir and $conf, but systemctl failed: $action mosquitto by hand\" >&2\n\
+         \x20   exit 1\n\
+         }}\n\
+         echo \"installed in $dir and $conf; mosquitto: $action\"\n",
+        dir = shell_quoted(&setup.install_dir.display().to_string()),
+        conf = shell_quoted(&setup.include_dir.join(DROP_IN_FILE).display().to_string()),
+    )
+}
+
+/// `text` as one shell word: single-quoted, its own single quotes closed,
+/// escaped and reopened.
+fn shell_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 #[cfg(test)]
@@ -315,6 +411,7 @@ mod tests {
             port: 8883,
             bind: Some("10.0.0.2".into()),
             install_dir: "/etc/mosquitto/phare".into(),
+            include_dir: "/etc/mosquitto/conf.d".into(),
         };
         let text = conf("acme", &setup);
         for line in [
@@ -340,12 +437,85 @@ mod tests {
         assert!(limit > MAX_PAYLOAD + 256, "{limit}");
     }
 
+    fn debian_setup() -> BrokerSetup {
+        BrokerSetup {
+            hosts: vec!["broker.example".into()],
+            port: 8883,
+            bind: None,
+            install_dir: "/etc/mosquitto/phare".into(),
+            include_dir: "/etc/mosquitto/conf.d".into(),
+        }
+    }
+
+    /// Debian's main mosquitto.conf sets `persistence_location`, and
+    /// Mosquitto refuses a second one; nothing is left for the admin to
+    /// uncomment (each run rewrites the file).
+    #[test]
+    fn the_config_keeps_persistence_on_where_the_main_config_says() {
+        let text = conf("acme", &debian_setup());
+        let settings: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        assert!(settings.contains(&"persistence true"), "{text}");
+        assert!(
+            settings
+                .iter()
+                .all(|l| !l.starts_with("persistence_location")),
+            "{text}"
+        );
+        // A setting commented out reads `#setting value`; prose reads `# …`.
+        for comment in text.lines().filter(|l| l.starts_with('#')) {
+            assert!(
+                comment == "#" || comment.starts_with("# "),
+                "a commented-out setting: {comment}"
+            );
+        }
+        assert!(text.contains("install.sh installs it as /etc/mosquitto/conf.d/phare.conf"));
+    }
+
+    #[test]
+    fn the_install_script_installs_for_the_mosquitto_user_and_restarts_only_when_needed() {
+        let mut setup = debian_setup();
+        let script = install_script("acme", &setup);
+        let lines: Vec<&str> = script.lines().map(str::trim).collect();
+        for line in [
+            "set -eu",
+            "dir='/etc/mosquitto/phare'",
+            "conf='/etc/mosquitto/conf.d/phare.conf'",
+            "action=reload-or-restart",
+            "for file in ca.pem crl.pem server.pem server.key; do",
+            "cmp -s \"$file\" \"$dir/$file\" || action=restart",
+            "cmp -s mosquitto.conf \"$conf\" || action=restart",
+            "install -d -m 750 -g mosquitto \"$dir\"",
+            "install -m 644 ca.pem crl.pem server.pem acl \"$dir/\"",
+            "install -m 640 -g mosquitto server.key \"$dir/\"",
+            "install -m 644 mosquitto.conf \"$conf\"",
+            "systemctl \"$action\" mosquitto || {",
+        ] {
+            assert!(lines.contains(&line), "{line} in\n{script}");
+        }
+        // Changes are measured before anything is installed.
+        let position = |line: &str| lines.iter().position(|l| *l == line).unwrap();
+        assert!(
+            position("cmp -s mosquitto.conf \"$conf\" || action=restart")
+                < position("install -d -m 750 -g mosquitto \"$dir\"")
+        );
+        setup.install_dir = "/srv/it's phare".into();
+        assert!(
+            install_script("acme", &setup)
+                .lines()
+                .any(|l| l == r"dir='/srv/it'\''s phare'")
+        );
+    }
+
     /// A fleet with one device enrolled and its broker files written.
     struct World {
         _dir: tempfile::TempDir,
         keys: PathBuf,
         bundle: PathBuf,
         broker: PathBuf,
+        setup: BrokerSetup,
     }
 
     fn world(fleet: &str) -> World {
@@ -361,6 +531,7 @@ mod tests {
             port: 8883,
             bind: None,
             install_dir: broker.clone(),
+            include_dir: dir.path().join("conf.d"),
         };
         let written = write_config(&keys, &setup, &broker).unwrap();
         assert!(written.server_issued);
@@ -371,6 +542,7 @@ mod tests {
             keys,
             bundle,
             broker,
+            setup,
         }
     }
 
@@ -499,18 +671,28 @@ mod tests {
     }
 
     #[test]
-    fn a_rerun_keeps_a_server_certificate_that_still_fits() {
+    fn a_rerun_changes_no_file_while_the_server_certificate_still_fits() {
         let world = world("acme");
-        let cert = std::fs::read(world.broker.join(CERT_FILE)).unwrap();
+        // Every file the broker reads, as the first run wrote it.
+        let files = [
+            CERT_FILE,
+            KEY_FILE,
+            CRL_FILE,
+            CONF_FILE,
+            ACL_FILE,
+            INSTALL_SCRIPT,
+        ];
+        let read_all = || files.map(|file| std::fs::read(world.broker.join(file)).unwrap());
+        let first = read_all();
+        // A host fewer: the certificate still covers every one.
         let mut setup = BrokerSetup {
             hosts: vec!["broker.example".into()],
-            port: 8883,
-            bind: None,
-            install_dir: world.broker.clone(),
+            ..world.setup.clone()
         };
         let again = write_config(&world.keys, &setup, &world.broker).unwrap();
         assert!(!again.server_issued && again.tools_issued.is_empty());
-        assert_eq!(std::fs::read(world.broker.join(CERT_FILE)).unwrap(), cert);
+        // Unchanged: install.sh finds nothing that takes a restart.
+        assert!(read_all() == first);
         setup.hosts.push("10.0.0.9".into());
         assert!(
             write_config(&world.keys, &setup, &world.broker)

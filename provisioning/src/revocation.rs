@@ -59,6 +59,11 @@ pub struct Ledger {
     pub crl_number: u64,
     /// The last list's `thisUpdate`.
     pub crl_this_update: Option<Timestamp>,
+    /// How many certificates were revoked when the last list was made.
+    /// Revocations are never undone, so while the count is the same the
+    /// last list still names them all.
+    #[serde(default)]
+    pub crl_revoked: usize,
 }
 
 /// The dates and number of a list about to be signed.
@@ -104,8 +109,13 @@ impl Ledger {
         self.certificates.iter().filter(|c| c.revoked_at.is_some())
     }
 
+    /// Whether the last list made names every certificate revoked.
+    pub fn last_crl_is_current(&self) -> bool {
+        self.crl_number > 0 && self.crl_revoked == self.revoked().count()
+    }
+
     /// Numbers and dates the next list, `valid_for` long, and records it
-    /// as the last one.
+    /// as the last one, naming every certificate revoked.
     pub fn next_crl(&mut self, now: Timestamp, valid_for: SignedDuration) -> CrlDates {
         let backdated = now - BACKDATE;
         let this_update = match self.crl_this_update {
@@ -118,6 +128,7 @@ impl Ledger {
         let this_update = Timestamp::from_second(this_update.as_second()).unwrap_or(this_update);
         self.crl_number += 1;
         self.crl_this_update = Some(this_update);
+        self.crl_revoked = self.revoked().count();
         CrlDates {
             number: self.crl_number,
             this_update,
@@ -153,8 +164,14 @@ mod tests {
             ..Ledger::default()
         };
         let now: Timestamp = "2026-11-29T10:00:00Z".parse().unwrap();
+        assert!(!ledger.last_crl_is_current(), "no list yet");
+        ledger.next_crl(now, SignedDuration::from_hours(1));
+        assert!(ledger.last_crl_is_current());
         assert_eq!(ledger.revoke("lobby-1", now), ["01", "03"]);
+        assert!(!ledger.last_crl_is_current());
+        ledger.next_crl(now, SignedDuration::from_hours(1));
         assert!(ledger.revoke("lobby-1", now).is_empty());
+        assert!(ledger.last_crl_is_current());
         let revoked: Vec<&str> = ledger.revoked().map(|c| c.serial.as_str()).collect();
         assert_eq!(revoked, ["01", "03"]);
 

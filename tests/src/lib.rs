@@ -167,10 +167,7 @@ fn spawn_ready(config: &Path, port: u16, dir: &Path) -> Result<Child, PortTaken>
         .spawn()
         .expect("mosquitto must be installed (make test installs it)");
     // A TLS listener cannot be asked in plain MQTT; its log line must do.
-    let tls = std::fs::read_to_string(config)
-        .unwrap()
-        .lines()
-        .any(|l| l.trim_start().starts_with("certfile"));
+    let tls = configures_tls(config);
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let deadline = Instant::now() + TIMEOUT;
     loop {
@@ -192,6 +189,26 @@ fn spawn_ready(config: &Path, port: u16, dir: &Path) -> Result<Child, PortTaken>
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Whether Mosquitto's `config`, or a file it includes (`include_dir`, as
+/// Debian's main config does), gives a listener a certificate.
+fn configures_tls(config: &Path) -> bool {
+    let text = std::fs::read_to_string(config).unwrap();
+    let values = |name: &'static str| {
+        text.lines()
+            .filter_map(move |l| l.trim_start().strip_prefix(name))
+            .map(str::trim)
+    };
+    values("certfile ").next().is_some()
+        || values("include_dir ").any(|dir| {
+            std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries.filter_map(Result::ok).any(|entry| {
+                    entry.path().extension().is_some_and(|e| e == "conf")
+                        && configures_tls(&entry.path())
+                })
+            })
+        })
 }
 
 /// Whether an MQTT broker on `port` answers a CONNECT with a CONNACK (of

@@ -172,6 +172,9 @@ async fn same_version_different_bytes() {
 async fn expired_document() {
     let v = Victim::new(1).await;
     let mut expired = v.assignment(2);
+    // Issued and expired in the past: one that expires before it is issued
+    // is malformed, whatever the time.
+    expired["issued_at"] = json!(Timestamp::now().checked_sub(2.hours()).unwrap());
     expired["expires_at"] = json!(Timestamp::now().checked_sub(1.hour()).unwrap());
     publish(&v.scene.broker, &v.scene.sign("assignment", &expired)).await;
     v.assert_refused("expired", 1);

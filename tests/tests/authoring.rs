@@ -38,6 +38,26 @@ fn signed_payload(envelope: &Path) -> Vec<u8> {
         .unwrap()
 }
 
+/// `phare sign --bump` of `<name>.json` against the broker, into
+/// `<name>.env.json`; what it said.
+fn sign_bumped(dir: &Path, name: &str, broker: &str) -> String {
+    let (payload, envelope) = (format!("{name}.json"), format!("{name}.env.json"));
+    phare(
+        dir,
+        &[
+            "sign",
+            "--keyring",
+            "keys",
+            &payload,
+            "--bump",
+            "--broker",
+            broker,
+            "-o",
+            &envelope,
+        ],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bump_signs_the_version_after_the_retained_one() {
     let fleet = Fleet::new();
@@ -50,20 +70,7 @@ async fn a_bump_signs_the_version_after_the_retained_one() {
     stale["issued_at"] = "2026-01-01T00:00:00Z".into();
     std::fs::write(dir.join("lobby.json"), stale.to_string()).unwrap();
     let before = Timestamp::now();
-    let said = phare(
-        dir,
-        &[
-            "sign",
-            "--keyring",
-            "keys",
-            "lobby.json",
-            "--bump",
-            "--broker",
-            &broker.url(),
-            "-o",
-            "lobby.env.json",
-        ],
-    );
+    let said = sign_bumped(dir, "lobby", &broker.url());
     assert!(said.contains("retains version 3"), "{said}");
     assert!(said.contains("set version 4"), "{said}");
 
@@ -85,20 +92,7 @@ async fn a_bump_signs_the_version_after_the_retained_one() {
     hall["target"] = "group:hall".into();
     hall["version"] = 9.into();
     std::fs::write(dir.join("hall.json"), hall.to_string()).unwrap();
-    let said = phare(
-        dir,
-        &[
-            "sign",
-            "--keyring",
-            "keys",
-            "hall.json",
-            "--bump",
-            "--broker",
-            &broker.url(),
-            "-o",
-            "hall.env.json",
-        ],
-    );
+    let said = sign_bumped(dir, "hall", &broker.url());
     assert!(said.contains("retains nothing"), "{said}");
     let document: Value =
         serde_json::from_slice(&signed_payload(&dir.join("hall.env.json"))).unwrap();
@@ -134,20 +128,7 @@ async fn an_assignment_written_with_the_tool_plays() {
     );
     let said = phare(dir, &["asset", "add", clip_path, "--into", "lobby.json"]);
     assert!(said.contains("already in playlist"), "{said}");
-    phare(
-        dir,
-        &[
-            "sign",
-            "--keyring",
-            "keys",
-            "lobby.json",
-            "--bump",
-            "--broker",
-            &url,
-            "-o",
-            "lobby.env.json",
-        ],
-    );
+    sign_bumped(dir, "lobby", &url);
     phare(dir, &["publish", "--broker", &url, "lobby.env.json"]);
 
     let player = scene.start_player();

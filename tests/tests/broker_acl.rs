@@ -46,6 +46,7 @@ impl World {
                 port,
                 bind: Some("127.0.0.1".into()),
                 install_dir: out.clone(),
+                include_dir: out.join("conf.d"),
             };
             write_config(&keys, &setup, &out).unwrap();
             let conf = std::fs::read_to_string(out.join(CONF_FILE)).unwrap();

@@ -7,12 +7,16 @@ use jiff::{SignedDuration, Timestamp};
 use phare_tests::*;
 use serde_json::{Value, json};
 
+/// A command valid from a minute ago until `lasts` from now (negative: one
+/// that expired; its life still begins before it ends, else it would be
+/// malformed rather than expired).
 fn command(id: &str, action: &str, args: Value, lasts: SignedDuration) -> Value {
     let now = Timestamp::now();
+    let expires_at = now.checked_add(lasts).unwrap();
     json!({
         "kind": "command", "fleet": FLEET, "device": DEVICE, "id": id,
-        "issued_at": now, "expires_at": now.checked_add(lasts).unwrap(),
-        "action": action, "args": args,
+        "issued_at": expires_at.min(now).checked_sub(SignedDuration::from_mins(1)).unwrap(),
+        "expires_at": expires_at, "action": action, "args": args,
     })
 }
 

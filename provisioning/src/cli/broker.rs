@@ -4,9 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use phare_provisioning::ca::TlsPaths;
-use phare_provisioning::mosquitto::{
-    ACL_FILE, BrokerSetup, CA_FILE, CERT_FILE, CONF_FILE, CRL_FILE, KEY_FILE, write_config,
-};
+use phare_provisioning::mosquitto::{BrokerSetup, CERT_FILE, INSTALL_SCRIPT, write_config};
 
 #[derive(Subcommand)]
 pub enum BrokerCommand {
@@ -17,9 +15,13 @@ pub enum BrokerCommand {
     /// groups' assignments, the operator everything, the proof-of-play
     /// collector the screens' records), ca.pem, crl.pem (the revoked
     /// certificates), and server.pem and server.key for the given hosts;
-    /// and the operator's and the collector's client certificates in
-    /// <keyring>/tls/ if missing. Re-run after `phare device add`, then
-    /// reload mosquitto (SIGHUP).
+    /// install.sh, which installs them on the broker host (Debian/Ubuntu):
+    /// readable by the mosquitto user Mosquitto runs as, mosquitto.conf as
+    /// <include-dir>/phare.conf, then restarts or reloads Mosquitto; and
+    /// the operator's and the collector's client certificates in
+    /// <keyring>/tls/ if missing. Persistence is on, where the main
+    /// mosquitto.conf says (Debian: /var/lib/mosquitto/). Re-run after
+    /// `phare device add` and run install.sh again.
     Config {
         /// The keyring: the fleet, its CA and devices.json.
         #[arg(long, default_value = "keys")]
@@ -41,6 +43,10 @@ pub enum BrokerCommand {
         /// names them by absolute path).
         #[arg(long, default_value = "/etc/mosquitto/phare")]
         install_dir: PathBuf,
+        /// The directory the broker host's main mosquitto.conf includes
+        /// (its include_dir), where install.sh puts the config as phare.conf.
+        #[arg(long, default_value = "/etc/mosquitto/conf.d")]
+        include_dir: PathBuf,
     },
 }
 
@@ -52,6 +58,7 @@ pub fn run(command: BrokerCommand) -> anyhow::Result<()> {
         bind,
         out,
         install_dir,
+        include_dir,
     } = command;
     let out = out.unwrap_or_else(|| keyring.join("broker"));
     let setup = BrokerSetup {
@@ -59,9 +66,10 @@ pub fn run(command: BrokerCommand) -> anyhow::Result<()> {
         port,
         bind,
         install_dir,
+        include_dir,
     };
     let written = write_config(&keyring, &setup, &out)?;
-    let (o, i) = (out.display(), setup.install_dir.display());
+    let o = out.display();
     println!(
         "wrote the broker's files to {o}/ ({} device(s) with group access)",
         written.devices
@@ -69,17 +77,15 @@ pub fn run(command: BrokerCommand) -> anyhow::Result<()> {
     if !written.server_issued {
         println!("  kept {CERT_FILE}: it still covers every --host");
     }
-    println!("install them on the broker host (Debian/Ubuntu, Mosquitto 2):");
-    println!("  sudo install -d -m 755 {i}");
     println!(
-        "  sudo install -m 644 {o}/{CA_FILE} {o}/{CRL_FILE} {o}/{CERT_FILE} {o}/{ACL_FILE} {i}/"
+        "install them on the broker host (Debian/Ubuntu, Mosquitto 2), again after every run:"
     );
-    println!("  sudo install -m 600 -o mosquitto {o}/{KEY_FILE} {i}/");
-    println!("  sudo install -m 644 {o}/{CONF_FILE} /etc/mosquitto/conf.d/phare.conf");
-    println!("  sudo systemctl restart mosquitto");
+    println!("  sudo sh {o}/{INSTALL_SCRIPT}");
     println!(
-        "after each `phare device add`: run this again, install {ACL_FILE} again, and \
-         `sudo systemctl reload mosquitto` (SIGHUP re-reads the ACL)"
+        "(on another host, copy the folder there first, over SSH: it holds the server's \
+         private key; e.g. scp -r {o} {host}:phare-broker && ssh -t {host} sudo sh \
+         phare-broker/{INSTALL_SCRIPT})",
+        host = setup.hosts[0]
     );
     let tls = TlsPaths::new(&keyring);
     for tool in written.tools_issued {

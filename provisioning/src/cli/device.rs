@@ -9,6 +9,7 @@ use phare_protocol::topics::Topics;
 use phare_provisioning::command::{self, Request};
 use phare_provisioning::enrol::{self, DeviceSpec};
 use phare_provisioning::keys::Keyring;
+use phare_provisioning::mosquitto::INSTALL_SCRIPT;
 use phare_provisioning::terminal::{MAX_SHOWN, printable};
 use serde_json::{Value, json};
 
@@ -54,9 +55,9 @@ pub enum DeviceCommand {
     /// revoked in <keyring>/tls/issued.json, and a new certificate
     /// revocation list, signed by the CA, is written among the broker's
     /// files (crl.pem, which the config of `phare broker config` names as
-    /// `crlfile`). Install it on the broker host and restart Mosquitto:
-    /// from then on the broker refuses the certificate in the TLS
-    /// handshake. A reload (SIGHUP) rereads the list too, but Mosquitto
+    /// `crlfile`). Install it on the broker host with their install.sh,
+    /// which restarts Mosquitto: from then on the broker refuses the
+    /// certificate in the TLS handshake. A reload (SIGHUP) rereads the list too, but Mosquitto
     /// keeps connections already open, the stolen screen's included; a
     /// restart closes it, and the other screens reconnect by themselves.
     /// To put a replacement screen under the same name, `phare device add
@@ -71,9 +72,6 @@ pub enum DeviceCommand {
         /// <keyring>/broker/).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Where the files are installed on the broker host.
-        #[arg(long, default_value = "/etc/mosquitto/phare")]
-        install_dir: PathBuf,
     },
     /// Save what the screen shows (PNG or JPEG thumbnail).
     Screenshot {
@@ -168,17 +166,14 @@ pub async fn run(command: DeviceCommand) -> anyhow::Result<()> {
                 enrolled.bundle.display()
             );
             println!(
-                "then refresh the broker's ACL: phare broker config --keyring {} --host <broker> …",
-                keyring.display()
+                "then refresh the broker's ACL: phare broker config --keyring {} --host <broker> …, \
+                 and on the broker host sudo sh {}",
+                keyring.display(),
+                keyring.join("broker").join(INSTALL_SCRIPT).display()
             );
             return Ok(());
         }
-        DeviceCommand::Revoke {
-            name,
-            keyring,
-            out,
-            install_dir,
-        } => {
+        DeviceCommand::Revoke { name, keyring, out } => {
             let out = out.unwrap_or_else(|| keyring.join("broker"));
             let revoked = enrol::revoke_device(&keyring, &name, &out)?;
             if revoked.serials.is_empty() {
@@ -189,13 +184,23 @@ pub async fn run(command: DeviceCommand) -> anyhow::Result<()> {
                     revoked.serials.join(", ")
                 );
             }
-            let (crl, i) = (revoked.crl.display(), install_dir.display());
-            println!("wrote the new revocation list {crl}; on the broker host:");
-            println!("  sudo install -m 644 {crl} {i}/");
-            println!("  sudo systemctl restart mosquitto");
             println!(
-                "(a reload, SIGHUP, rereads the list too but keeps open connections, \
-                 the screen's included)"
+                "wrote the new revocation list {}; install it on the broker host:",
+                revoked.crl.display()
+            );
+            let script = out.join(INSTALL_SCRIPT);
+            if script.exists() {
+                println!("  sudo sh {}", script.display());
+            } else {
+                println!(
+                    "  (no {INSTALL_SCRIPT} there yet: write the broker's files first, \
+                     phare broker config --out {} --host <broker> …)",
+                    out.display()
+                );
+            }
+            println!(
+                "(it restarts mosquitto: a reload, SIGHUP, rereads the list too but keeps \
+                 open connections, the screen's included)"
             );
             return Ok(());
         }

@@ -22,7 +22,7 @@ use device::DeviceCommand;
 use fleet::FleetCommand;
 use keys::KeysCommand;
 use pop::PopCommand;
-use sign::{PublishRequest, SignRequest};
+use sign::{PublishArgs, SignArgs};
 
 /// Operate a fleet of Phare screens: keys, signed documents, publishing,
 /// the fleet's certificates and broker, device enrolment and commands,
@@ -50,13 +50,14 @@ enum Command {
     /// rewritten with what they set (pretty JSON, members in the
     /// protocol's order), and those exact bytes are signed: the file is
     /// what was signed.
-    Sign(SignRequest),
+    Sign(SignArgs),
     /// Publish signed envelopes on the topics their documents name (retained,
     /// except commands, which are used once). Each is first checked as
     /// devices will (signature threshold against the keyring's root.json,
-    /// fleet, expiry): one they would refuse is not published, so it never
-    /// replaces the good document the broker retains.
-    Publish(PublishRequest),
+    /// fleet, expiry, the version the broker retains): one they would
+    /// refuse is not published, so it never replaces the good document the
+    /// broker retains.
+    Publish(PublishArgs),
     /// Write a new assignment.
     #[command(subcommand)]
     Assignment(AssignmentCommand),
@@ -86,8 +87,8 @@ impl Cli {
         let runtime = tokio::runtime::Runtime::new()?;
         match self.command {
             Command::Keys(command) => keys::run(command),
-            Command::Sign(request) => runtime.block_on(sign::sign(request)),
-            Command::Publish(request) => runtime.block_on(sign::publish(request)),
+            Command::Sign(args) => runtime.block_on(sign::sign(args)),
+            Command::Publish(args) => runtime.block_on(sign::publish(args)),
             Command::Assignment(command) => authoring::assignment(command),
             Command::Asset(command) => authoring::asset(command),
             Command::Alert(command) => runtime.block_on(alert::run(command)),

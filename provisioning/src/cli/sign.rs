@@ -17,36 +17,36 @@ use phare_provisioning::{alert, authoring, fleet, preflight, publish, registry, 
 
 /// What `phare sign` was asked.
 #[derive(Args)]
-pub struct SignRequest {
+pub struct SignArgs {
     /// Document kind: root, assignment, alert or command (read from the
     /// payload when omitted).
     #[arg(long)]
-    pub kind: Option<String>,
+    kind: Option<String>,
     /// PKCS#8 private key file; repeatable.
-    #[arg(long = "key", value_name = "KEYS")]
-    pub key_files: Vec<PathBuf>,
+    #[arg(long = "key")]
+    key_files: Vec<PathBuf>,
     /// Sign with every key held in this keyring for the kind's role.
     #[arg(long)]
-    pub keyring: Option<PathBuf>,
+    keyring: Option<PathBuf>,
     /// The fleet's current root (root.json) that the keys and the fleet
     /// are checked against [default: <keyring>/root.json, else
     /// keys/root.json].
     #[arg(long, value_name = "FILE")]
-    pub root: Option<PathBuf>,
+    root: Option<PathBuf>,
     /// Add the signatures to this existing envelope (rewritten in place
     /// unless -o is given) instead of signing a payload.
     #[arg(long, conflicts_with = "payload")]
-    pub add_to: Option<PathBuf>,
+    add_to: Option<PathBuf>,
     /// The JSON payload to sign (its exact bytes are signed).
     #[arg(required_unless_present = "add_to")]
-    pub payload: Option<PathBuf>,
+    payload: Option<PathBuf>,
     /// Write the envelope here instead of standard output.
     #[arg(short, long)]
-    pub output: Option<PathBuf>,
+    output: Option<PathBuf>,
     /// `--bump`, `--version`, `--issued-now`: set in the payload file
     /// before it is checked and signed.
     #[command(flatten)]
-    pub stamp: StampFlags,
+    stamp: StampFlags,
 }
 
 /// The root the documents are judged by: `--root`, else the keyring's
@@ -64,7 +64,7 @@ fn judging_root(keyring: Option<&Path>, root: Option<&Path>) -> anyhow::Result<O
     keys::read_root(&path).map(Some)
 }
 
-pub async fn sign(request: SignRequest) -> anyhow::Result<()> {
+pub async fn sign(request: SignArgs) -> anyhow::Result<()> {
     let now = Timestamp::now();
     let root = judging_root(request.keyring.as_deref(), request.root.as_deref())?;
     if root.is_none() {
@@ -149,28 +149,29 @@ pub async fn sign(request: SignRequest) -> anyhow::Result<()> {
 
 /// What `phare publish` was asked.
 #[derive(Args)]
-pub struct PublishRequest {
+pub struct PublishArgs {
     /// Broker URL (mqtt:// or mqtts://host:port); repeat to publish to
     /// every broker.
     #[arg(long = "broker", required = true)]
-    pub brokers: Vec<String>,
-    /// The keyring whose TLS files authenticate to mqtts:// brokers.
+    brokers: Vec<String>,
+    /// The keyring whose root.json judges the envelopes, and whose TLS
+    /// files authenticate to mqtts:// brokers.
     #[arg(long, default_value = "keys")]
-    pub keyring: PathBuf,
+    keyring: PathBuf,
     #[command(flatten)]
-    pub auth: BrokerAuth,
+    auth: BrokerAuth,
     /// Topic prefix, if the fleet does not use `phare/<fleet>/`.
     #[arg(long)]
-    pub prefix: Option<String>,
+    prefix: Option<String>,
     /// Envelope files, published in the order given (e.g. a root chain).
     #[arg(required = true)]
-    pub envelopes: Vec<PathBuf>,
+    envelopes: Vec<PathBuf>,
 }
 
 /// Publishes each envelope once it is one devices take: all of them are
 /// judged before the first goes out, so a bad one in a chain publishes
 /// nothing.
-pub async fn publish(request: PublishRequest) -> anyhow::Result<()> {
+pub async fn publish(request: PublishArgs) -> anyhow::Result<()> {
     let now = Timestamp::now();
     let root_file = request.keyring.join(ROOT_ENVELOPE_FILE);
     let root = keys::read_root(&root_file).context(
