@@ -1,25 +1,43 @@
-//! Schema upgrades of the SQLite files the programs keep: the player's
-//! `state.db` and the proof-of-play collector's database.
+//! Schemas of the SQLite files the programs keep (the player's `state.db`,
+//! the proof-of-play collector's database) as ordered lists of changes.
+//!
+//! `PRAGMA user_version` counts the migrations a database has had; opening
+//! it applies the rest, each in its own transaction with the count, so a
+//! power cut leaves it at one version or the next.
+//!
+//! Invariant: a migration only adds (tables, columns with a default or
+//! nullable, rows), never renames or drops. A program rolled back to an
+//! older version (a system update that did not take) then still opens a
+//! database a newer one migrated: it warns and goes on.
 
 use rusqlite::Connection;
 
-/// A column a table gained in a later release: (table, column, definition).
-pub type AddedColumn = (&'static str, &'static str, &'static str);
+/// One change of a schema, applied once.
+#[derive(Debug)]
+pub struct Migration {
+    /// What it brings, for the log.
+    pub brings: &'static str,
+    pub sql: &'static str,
+}
 
-/// Adds the columns an older database lacks (SQLite has no `ADD COLUMN IF
-/// NOT EXISTS`).
-pub fn add_missing_columns(db: &Connection, added: &[AddedColumn]) -> rusqlite::Result<()> {
-    for (table, column, definition) in added {
-        let present: bool = db.query_row(
-            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
-            [table, column],
-            |row| row.get(0),
-        )?;
-        if !present {
-            db.execute_batch(&format!(
-                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
-            ))?;
-        }
+/// Brings `db` to the end of `migrations`.
+pub fn migrate(db: &mut Connection, migrations: &[Migration]) -> rusqlite::Result<()> {
+    let applied: i64 = db.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let applied = usize::try_from(applied).unwrap_or(0);
+    if applied > migrations.len() {
+        tracing::warn!(
+            schema = applied,
+            known = migrations.len(),
+            "the database was migrated by a newer version: its additions are left alone"
+        );
+        return Ok(());
+    }
+    for (done, migration) in migrations.iter().enumerate().skip(applied) {
+        let tx = db.transaction()?;
+        tx.execute_batch(migration.sql)?;
+        tx.pragma_update(None, "user_version", (done + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = done + 1, "{}", migration.brings);
     }
     Ok(())
 }
@@ -28,18 +46,53 @@ pub fn add_missing_columns(db: &Connection, added: &[AddedColumn]) -> rusqlite::
 mod tests {
     use super::*;
 
+    const SCHEMA: &[Migration] = &[
+        Migration {
+            brings: "a table",
+            sql: "CREATE TABLE plays (seq INTEGER PRIMARY KEY);",
+        },
+        Migration {
+            brings: "a column",
+            sql: "ALTER TABLE plays ADD COLUMN plays INTEGER NOT NULL DEFAULT 1;",
+        },
+    ];
+
+    fn version(db: &Connection) -> i64 {
+        db.query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap()
+    }
+
     #[test]
-    fn an_older_table_gains_its_columns_once() {
-        let db = Connection::open_in_memory().unwrap();
-        db.execute_batch("CREATE TABLE pop (seq INTEGER); INSERT INTO pop VALUES (1);")
-            .unwrap();
-        let added: &[AddedColumn] = &[("pop", "plays", "INTEGER NOT NULL DEFAULT 1")];
-        add_missing_columns(&db, added).unwrap();
-        // Again, as at every start: nothing left to add.
-        add_missing_columns(&db, added).unwrap();
-        let plays: i64 = db
-            .query_row("SELECT plays FROM pop WHERE seq = 1", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(plays, 1);
+    fn migrations_run_once_and_a_newer_database_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Connection::open(dir.path().join("state.db")).unwrap();
+        migrate(&mut db, SCHEMA).unwrap();
+        // A second run would fail: the table and the column exist.
+        migrate(&mut db, SCHEMA).unwrap();
+        assert_eq!(version(&db), SCHEMA.len() as i64);
+        // Rolled back: an older program knows fewer migrations.
+        migrate(&mut db, &SCHEMA[..1]).unwrap();
+        assert_eq!(version(&db), SCHEMA.len() as i64);
+    }
+
+    #[test]
+    fn a_failed_migration_leaves_the_database_at_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Connection::open(dir.path().join("state.db")).unwrap();
+        let broken = [
+            Migration {
+                brings: "a table",
+                sql: SCHEMA[0].sql,
+            },
+            Migration {
+                brings: "a column, then a mistake",
+                sql: "ALTER TABLE plays ADD COLUMN plays INTEGER; SELECT * FROM nowhere;",
+            },
+        ];
+        assert!(migrate(&mut db, &broken).is_err());
+        assert_eq!(version(&db), 1);
+        // The column of the failed one went with it: the right list applies.
+        migrate(&mut db, SCHEMA).unwrap();
+        assert_eq!(version(&db), 2);
     }
 }

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod clock;
 pub mod display;
 pub mod link;
+pub mod migrations;
 pub mod outbox;
 pub mod overlay;
 pub mod power;

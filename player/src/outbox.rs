@@ -25,15 +25,6 @@ pub const HARD_LIMIT: usize = 10_000;
 /// Messages sent before the first is acknowledged; QoS 1 keeps their order.
 const WINDOW: usize = 16;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS outbox (
-    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic     TEXT NOT NULL,
-    payload   BLOB NOT NULL,
-    low_value INTEGER NOT NULL
-);
-";
-
 /// A message to hand to the link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
@@ -55,7 +46,7 @@ pub struct Outbox {
 impl Outbox {
     pub fn open(path: &Path) -> Result<Outbox, StoreError> {
         Ok(Outbox {
-            db: open_durable(path, SCHEMA)?,
+            db: open_durable(path)?,
             in_flight: BTreeSet::new(),
             sent_through: 0,
             dropped: 0,

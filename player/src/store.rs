@@ -8,8 +8,9 @@
 use std::path::Path;
 
 use jiff::Timestamp;
-use phare_common::sqlite::{AddedColumn, add_missing_columns};
 use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::migrations;
 
 #[derive(Debug, thiserror::Error)]
 #[error("state database: {0}")]
@@ -87,54 +88,15 @@ pub const UNFOLDED_PLAYS: usize = 2 * PLAY_BATCH;
 /// Records in one proof-of-play batch, at most.
 pub const PLAY_BATCH: usize = 100;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS documents (
-    stream      TEXT PRIMARY KEY,
-    version     INTEGER NOT NULL,
-    envelope    TEXT NOT NULL,
-    accepted_at TEXT NOT NULL
-);
--- The single alert stream of before alert ids: such an alert has no id
--- and would be refused now.
-DELETE FROM documents WHERE stream = 'alert';
-CREATE TABLE IF NOT EXISTS roots (
-    version  INTEGER PRIMARY KEY,
-    envelope TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS commands_seen (
-    id         TEXT PRIMARY KEY,
-    expires_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS pop (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    playlist   TEXT NOT NULL,
-    item       INTEGER NOT NULL,
-    asset      TEXT,
-    live       TEXT,
-    started_at TEXT NOT NULL,
-    ended_at   TEXT,
-    completed  INTEGER NOT NULL DEFAULT 0,
-    reason     TEXT,
-    plays      INTEGER NOT NULL DEFAULT 1,
-    completed_plays INTEGER
-);
-CREATE TABLE IF NOT EXISTS settings (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
--- Players before 0.2 raised this floor from the unauthenticated system
--- clock: one spoofed clock could have frozen it in the future for good.
-DELETE FROM settings WHERE key = 'time_floor';
-";
-
-/// Opens `state.db` (WAL, `synchronous=FULL`) and creates `schema`'s
-/// tables. The cache's index opens its own connection the same way.
-pub fn open_durable(path: &Path, schema: &str) -> Result<Connection, StoreError> {
+/// Opens `state.db` (WAL, `synchronous=FULL`) and brings its schema up to
+/// date ([`crate::migrations`]). The outbox and the cache's index open
+/// their own connections the same way.
+pub fn open_durable(path: &Path) -> Result<Connection, StoreError> {
     lean_connections();
-    let db = Connection::open(path)?;
+    let mut db = Connection::open(path)?;
     db.pragma_update(None, "journal_mode", "WAL")?;
     db.pragma_update(None, "synchronous", "FULL")?;
-    db.execute_batch(schema)?;
+    migrations::migrate(&mut db, migrations::STATE)?;
     Ok(db)
 }
 
@@ -177,18 +139,11 @@ fn lean_connections() {
     });
 }
 
-/// Columns added to tables after players were deployed with them, added
-/// to an older `state.db` at start-up.
-const ADDED_COLUMNS: &[AddedColumn] = &[
-    ("pop", "plays", "INTEGER NOT NULL DEFAULT 1"),
-    ("pop", "completed_plays", "INTEGER"),
-];
-
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = open_durable(path, SCHEMA)?;
-        add_missing_columns(&db, ADDED_COLUMNS)?;
-        Ok(Store { db })
+        Ok(Store {
+            db: open_durable(path)?,
+        })
     }
 
     pub fn document(&self, stream: &str) -> Result<Option<StoredDocument>, StoreError> {
@@ -578,30 +533,6 @@ mod tests {
         let lone = store.closed_plays(usize::MAX).unwrap().pop().unwrap();
         assert_eq!((lone.item, lone.summary), (7, None));
         assert_eq!(lone.reason.as_deref(), Some("schedule"));
-    }
-
-    /// A `state.db` of a player from before summaries gets their columns,
-    /// and the records it held are still there.
-    #[test]
-    fn an_older_database_gains_the_summary_columns() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        let old = Connection::open(&path).unwrap();
-        old.execute_batch(
-            "CREATE TABLE pop (seq INTEGER PRIMARY KEY AUTOINCREMENT, playlist TEXT NOT NULL,
-                 item INTEGER NOT NULL, asset TEXT, live TEXT, started_at TEXT NOT NULL,
-                 ended_at TEXT, completed INTEGER NOT NULL DEFAULT 0, reason TEXT);
-             INSERT INTO pop (playlist, item, asset, started_at, ended_at, completed)
-                 VALUES ('main', 0, 'sha256:0', '2026-11-29T10:00:00Z', '2026-11-29T10:00:08Z', 1);",
-        )
-        .unwrap();
-        drop(old);
-        let store = Store::open(&path).unwrap();
-        let held = store.closed_plays(10).unwrap();
-        assert_eq!(held.len(), 1);
-        assert!(held[0].completed && held[0].summary.is_none());
-        drop(store);
-        Store::open(&path).unwrap();
     }
 
     #[test]

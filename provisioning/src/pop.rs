@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use phare_common::mqtt::disconnect;
-use phare_common::sqlite::{AddedColumn, add_missing_columns};
+use phare_common::sqlite::{Migration, migrate};
 use phare_protocol::topics::Topics;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use rusqlite::{Connection, params};
@@ -27,7 +27,11 @@ use serde::Deserialize;
 use crate::connect::Endpoint;
 use crate::terminal::{MAX_SHOWN, printable, without_controls};
 
-const SCHEMA: &str = "
+/// The collector's schema, oldest first (see `phare_common::sqlite`).
+const SCHEMA: &[Migration] = &[
+    Migration {
+        brings: "the plays table of phare 0.1",
+        sql: "
 CREATE TABLE IF NOT EXISTS plays (
     device     TEXT NOT NULL,
     seq        INTEGER NOT NULL,
@@ -40,16 +44,17 @@ CREATE TABLE IF NOT EXISTS plays (
     completed  INTEGER NOT NULL,
     reason     TEXT,
     received   TEXT NOT NULL,
-    plays      INTEGER NOT NULL DEFAULT 1,
-    completed_plays INTEGER,
     PRIMARY KEY (device, seq)
 );
-";
-
-/// Columns of `plays` that collectors' databases of earlier releases lack.
-const ADDED_COLUMNS: &[AddedColumn] = &[
-    ("plays", "plays", "INTEGER NOT NULL DEFAULT 1"),
-    ("plays", "completed_plays", "INTEGER"),
+",
+    },
+    Migration {
+        brings: "proof-of-play summaries: how many showings a record stands for",
+        sql: "
+ALTER TABLE plays ADD COLUMN plays INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE plays ADD COLUMN completed_plays INTEGER;
+",
+    },
 ];
 
 #[derive(Debug, Deserialize)]
@@ -102,11 +107,11 @@ pub struct PlayLog {
 
 impl PlayLog {
     pub fn open(path: &Path) -> anyhow::Result<PlayLog> {
-        let db = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut db =
+            Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;
-        db.execute_batch(SCHEMA)?;
-        add_missing_columns(&db, ADDED_COLUMNS)?;
+        migrate(&mut db, SCHEMA)?;
         Ok(PlayLog { db })
     }
 

@@ -18,19 +18,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::{StoreError, open_durable};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS content (
-    id          TEXT PRIMARY KEY,
-    size        INTEGER NOT NULL,
-    state       TEXT NOT NULL CHECK (state IN ('partial', 'present')),
-    source      TEXT,
-    validator   TEXT,
-    last_used   INTEGER NOT NULL,
-    verified_at INTEGER,
-    pinned      INTEGER NOT NULL DEFAULT 0
-);
-";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Partial,
@@ -68,7 +55,7 @@ impl Index {
         // Durable like the rest of the state: a row marked present must
         // never outlive a power cut that the file did not.
         Ok(Index {
-            db: open_durable(path, SCHEMA)?,
+            db: open_durable(path)?,
         })
     }
 

@@ -27,7 +27,7 @@
 mod content;
 mod fetch;
 mod health;
-mod index;
+pub(crate) mod index;
 mod space;
 
 use std::collections::{BTreeMap, BTreeSet};
