@@ -10,7 +10,7 @@
 //! older version (a system update that did not take) then still opens a
 //! database a newer one migrated: it warns and goes on.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 /// One change of a schema, applied once.
 #[derive(Debug)]
@@ -21,25 +21,31 @@ pub struct Migration {
 }
 
 /// Brings `db` to the end of `migrations`.
+///
+/// The count is read and advanced under the write lock (an immediate
+/// transaction per migration): two connections opening the same file at
+/// once (the collector and `phare pop export`, the player's store and its
+/// outbox) each find the other's migrations done, and none runs twice.
 pub fn migrate(db: &mut Connection, migrations: &[Migration]) -> rusqlite::Result<()> {
-    let applied: i64 = db.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let applied = usize::try_from(applied).unwrap_or(0);
-    if applied > migrations.len() {
-        tracing::warn!(
-            schema = applied,
-            known = migrations.len(),
-            "the database was migrated by a newer version: its additions are left alone"
-        );
-        return Ok(());
-    }
-    for (done, migration) in migrations.iter().enumerate().skip(applied) {
-        let tx = db.transaction()?;
+    loop {
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let applied: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let applied = usize::try_from(applied).unwrap_or(0);
+        let Some(migration) = migrations.get(applied) else {
+            if applied > migrations.len() {
+                tracing::warn!(
+                    schema = applied,
+                    known = migrations.len(),
+                    "the database was migrated by a newer version: its additions are left alone"
+                );
+            }
+            return Ok(());
+        };
         tx.execute_batch(migration.sql)?;
-        tx.pragma_update(None, "user_version", (done + 1) as i64)?;
+        tx.pragma_update(None, "user_version", (applied + 1) as i64)?;
         tx.commit()?;
-        tracing::info!(version = done + 1, "{}", migration.brings);
+        tracing::info!(version = applied + 1, "{}", migration.brings);
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -94,5 +100,29 @@ mod tests {
         // The column of the failed one went with it: the right list applies.
         migrate(&mut db, SCHEMA).unwrap();
         assert_eq!(version(&db), 2);
+    }
+
+    #[test]
+    fn two_connections_opening_a_new_file_at_once_migrate_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..20 {
+            let path = dir.path().join(format!("pop-{round}.db"));
+            let start = std::sync::Barrier::new(2);
+            std::thread::scope(|threads| {
+                let openers: Vec<_> = (0..2)
+                    .map(|_| {
+                        threads.spawn(|| {
+                            let mut db = Connection::open(&path).unwrap();
+                            start.wait();
+                            migrate(&mut db, SCHEMA)
+                        })
+                    })
+                    .collect();
+                for opener in openers {
+                    opener.join().unwrap().unwrap();
+                }
+            });
+            assert_eq!(version(&Connection::open(&path).unwrap()), 2);
+        }
     }
 }
