@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use jiff::{SignedDuration, Timestamp};
-
 use phare_common::time::sleep_until_opt;
+use phare_protocol::report::Status;
 use phare_provisioning::asset::entry_for;
 use phare_provisioning::authoring::{Skeleton, Stamp, add_asset, new_assignment, stamp};
 use phare_provisioning::keys::{InitSpec, Keyring};
@@ -189,34 +189,29 @@ fn status_line(path: &Path) -> String {
     let Ok(bytes) = std::fs::read(path) else {
         return String::new();
     };
-    let Ok(status) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+    let Ok(status) = serde_json::from_slice::<Status>(&bytes) else {
         return String::new();
     };
-    let playing = &status["playing"];
-    let what = if playing.is_null() {
-        match &status["pending_assignment"] {
-            p if !p.is_null() => format!("downloading ({} assets missing)", p["assets_missing"]),
-            _ => "idle".to_string(),
-        }
-    } else {
-        format!(
+    let what = match (&status.playing, &status.pending_assignment) {
+        (Some(playing), _) => format!(
             "playing {} item {} ({})",
-            playing["playlist"],
-            playing["item"],
-            short(&playing["asset"])
-        )
+            playing.playlist,
+            playing.item,
+            playing
+                .asset
+                .as_deref()
+                .map_or_else(String::new, |a| a.chars().take(19).collect())
+        ),
+        (None, Some(pending)) => {
+            format!("downloading ({} assets missing)", pending.assets_missing)
+        }
+        (None, None) => "idle".to_string(),
     };
     format!(
         "{what}; broker {}; cache {} assets, {} bytes; {} errors",
-        status["broker"],
-        status["cache"]["assets"],
-        status["cache"]["bytes"],
-        status["errors"].as_array().map_or(0, Vec::len)
+        status.broker.as_deref().unwrap_or("none"),
+        status.cache.assets,
+        status.cache.bytes,
+        status.errors.len()
     )
-}
-
-fn short(asset: &serde_json::Value) -> String {
-    asset
-        .as_str()
-        .map_or_else(String::new, |a| a.chars().take(19).collect())
 }

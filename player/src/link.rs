@@ -65,7 +65,7 @@ pub enum LinkEvent {
     },
     /// The broker acknowledged the publish made with this token.
     Acked {
-        token: u64,
+        token: AckToken,
     },
     /// No session could be had with this broker (refused, TLS, auth…).
     Unreachable {
@@ -74,17 +74,26 @@ pub enum LinkEvent {
     },
 }
 
+/// What an acknowledged publish carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckToken {
+    /// A message of the outbox, by its sequence number.
+    Outbox(i64),
+    /// A proof-of-play batch, by its number.
+    Plays(u64),
+}
+
 /// Matches the broker's acknowledgements to the publishes that asked for
 /// one. rumqttc assigns packet ids as it sends, in request order, so each
 /// publish queues an optional token that the next sent packet id claims.
 #[derive(Debug, Default)]
 struct Acks {
-    queued: VecDeque<Option<u64>>,
-    sent: HashMap<u16, u64>,
+    queued: VecDeque<Option<AckToken>>,
+    sent: HashMap<u16, AckToken>,
 }
 
 impl Acks {
-    fn queued(&mut self, token: Option<u64>) {
+    fn queued(&mut self, token: Option<AckToken>) {
         self.queued.push_back(token);
     }
 
@@ -94,7 +103,7 @@ impl Acks {
         }
     }
 
-    fn acked(&mut self, pkid: u16) -> Option<u64> {
+    fn acked(&mut self, pkid: u16) -> Option<AckToken> {
         self.sent.remove(&pkid)
     }
 }
@@ -193,7 +202,7 @@ enum Request {
         payload: Vec<u8>,
         retain: bool,
         /// Report [`LinkEvent::Acked`] with this token once acknowledged.
-        ack: Option<u64>,
+        ack: Option<AckToken>,
     },
     /// Subscribe again: the broker sends the retained documents anew.
     Resubscribe,
@@ -232,7 +241,7 @@ impl Link {
     /// Publishes (QoS 1, not retained) only if a broker is connected, and
     /// reports [`LinkEvent::Acked`] with `token` when the broker has it. If
     /// the connection is lost first, no ack comes: send it again later.
-    pub fn publish_acked(&self, topic: String, payload: Vec<u8>, token: u64) {
+    pub fn publish_acked(&self, topic: String, payload: Vec<u8>, token: AckToken) {
         let _ = self.requests.send(Request::Publish {
             topic,
             payload,
@@ -502,11 +511,11 @@ mod tests {
     fn acks_reach_the_publish_that_asked_for_them() {
         let mut acks = Acks::default();
         acks.queued(None); // a status
-        acks.queued(Some(7)); // a proof-of-play batch
+        acks.queued(Some(AckToken::Plays(7))); // a proof-of-play batch
         acks.sent(1);
         acks.sent(2);
         assert_eq!(acks.acked(1), None);
-        assert_eq!(acks.acked(2), Some(7));
+        assert_eq!(acks.acked(2), Some(AckToken::Plays(7)));
         assert_eq!(acks.acked(2), None, "acknowledged once");
     }
 

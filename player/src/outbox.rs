@@ -14,6 +14,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use phare_protocol::report::Importance;
 use rusqlite::{Connection, params};
 
 use crate::store::{StoreError, open_durable};
@@ -53,8 +54,15 @@ impl Outbox {
         })
     }
 
-    /// Queues a message durably, then trims the queue to its bounds.
-    pub fn push(&mut self, topic: &str, payload: &[u8], low_value: bool) -> Result<(), StoreError> {
+    /// Queues a message durably, then trims the queue to its bounds:
+    /// routine messages are dropped first.
+    pub fn push(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        importance: Importance,
+    ) -> Result<(), StoreError> {
+        let low_value = importance == Importance::Routine;
         self.db.execute(
             "INSERT INTO outbox (topic, payload, low_value) VALUES (?1, ?2, ?3)",
             params![topic, payload, low_value],
@@ -164,7 +172,9 @@ mod tests {
     fn messages_go_in_order_and_again_after_a_lost_connection() {
         let (_dir, mut outbox) = open();
         for i in 0..3 {
-            outbox.push("t", format!("m{i}").as_bytes(), false).unwrap();
+            outbox
+                .push("t", format!("m{i}").as_bytes(), Importance::Error)
+                .unwrap();
         }
         let first = outbox.next_batch().unwrap();
         assert_eq!(payloads(&first), ["m0", "m1", "m2"]);
@@ -179,7 +189,9 @@ mod tests {
     fn the_window_limits_what_is_in_flight() {
         let (_dir, mut outbox) = open();
         for i in 0..WINDOW + 4 {
-            outbox.push("t", format!("m{i}").as_bytes(), false).unwrap();
+            outbox
+                .push("t", format!("m{i}").as_bytes(), Importance::Error)
+                .unwrap();
         }
         let first = outbox.next_batch().unwrap();
         assert_eq!(first.len(), WINDOW);
@@ -198,7 +210,7 @@ mod tests {
         let path = dir.path().join("state.db");
         Outbox::open(&path)
             .unwrap()
-            .push("t", b"kept", false)
+            .push("t", b"kept", Importance::Error)
             .unwrap();
         let mut reopened = Outbox::open(&path).unwrap();
         assert_eq!(payloads(&reopened.next_batch().unwrap()), ["kept"]);
@@ -207,13 +219,13 @@ mod tests {
     #[test]
     fn low_value_messages_are_dropped_first_when_full() {
         let (_dir, mut outbox) = open();
-        outbox.push("t", b"error-0", false).unwrap();
+        outbox.push("t", b"error-0", Importance::Error).unwrap();
         for i in 0..SOFT_LIMIT {
             outbox
-                .push("t", format!("progress-{i}").as_bytes(), true)
+                .push("t", format!("progress-{i}").as_bytes(), Importance::Routine)
                 .unwrap();
         }
-        outbox.push("t", b"error-1", false).unwrap();
+        outbox.push("t", b"error-1", Importance::Error).unwrap();
         assert_eq!(outbox.queued().unwrap(), SOFT_LIMIT);
         assert_eq!(outbox.dropped(), 2);
         let sent = payloads(&outbox.next_batch().unwrap());
@@ -225,7 +237,9 @@ mod tests {
     fn the_hard_limit_holds_for_any_message() {
         let (_dir, mut outbox) = open();
         for i in 0..HARD_LIMIT + 5 {
-            outbox.push("t", format!("e{i}").as_bytes(), false).unwrap();
+            outbox
+                .push("t", format!("e{i}").as_bytes(), Importance::Error)
+                .unwrap();
         }
         assert_eq!(outbox.queued().unwrap(), HARD_LIMIT);
         assert_eq!(payloads(&outbox.next_batch().unwrap())[0], "e5");

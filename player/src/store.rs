@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use jiff::Timestamp;
+use phare_protocol::report::{PlayRecord, PlaySummary};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::migrations;
@@ -36,39 +37,6 @@ pub struct OpenPlay {
     pub asset: Option<String>,
     pub live: Option<String>,
     pub started_at: Timestamp,
-}
-
-/// A closed proof-of-play record, as published on `device/<id>/pop`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct PlayRecord {
-    pub seq: i64,
-    pub playlist: String,
-    pub item: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub asset: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub live: Option<String>,
-    pub start: String,
-    pub end: String,
-    pub completed: bool,
-    /// Why an item did not complete: `schedule`, `assignment`, `alert` (an
-    /// alert took the screen, or covered it while it played), `display_off`,
-    /// `shutdown`, `power_loss`, `interrupted`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Set when this record stands for several showings of the item,
-    /// folded together because no collector took them in time.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub summary: Option<PlaySummary>,
-}
-
-/// Showings of one item folded into one record, `start` being the first
-/// one's and `end` the last one's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct PlaySummary {
-    pub plays: u64,
-    /// Of those, how many played through.
-    pub completed: u64,
 }
 
 /// How many closed proof-of-play records a device holds for a collector

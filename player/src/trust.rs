@@ -3,14 +3,19 @@
 //! what this module accepts and supplies the trusted time.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use phare_protocol::document::{check_not_expired, parse_document};
-use phare_protocol::{Alert, Assignment, Command, Envelope, Rejection, RoleName, Root};
-use serde::Serialize;
+use phare_protocol::{
+    Alert, AssetId, Assignment, Command, Envelope, Rejection, RoleName, Root, Target,
+};
 
-use crate::report::Event;
+use crate::report::{Event, EventKind};
 use crate::store::StoredDocument;
+use phare_protocol::report::TrustStatus;
+use phare_protocol::schedule::Schedule;
 
 /// Roots held while waiting for their predecessor. Bounded, so that a
 /// hostile broker cannot grow memory with made-up versions; when full, the
@@ -26,6 +31,142 @@ pub enum Verdict<T> {
     Known,
 }
 
+/// An assignment that verified, with what verifying it found out, kept
+/// rather than found out again: whom it is for, its compiled schedule, and
+/// each playlist item as what it plays.
+#[derive(Clone)]
+pub struct VerifiedAssignment {
+    pub target: Target,
+    pub assignment: Assignment,
+    pub schedule: Arc<Schedule>,
+    pub playlists: Arc<BTreeMap<String, Vec<PlaylistItem>>>,
+}
+
+impl VerifiedAssignment {
+    /// Keeps what the renderer and the programme rely on: the schedule
+    /// its validation compiled, its target, and items that play an asset
+    /// or a live stream.
+    fn new(assignment: Assignment, schedule: Schedule) -> Result<VerifiedAssignment, Rejection> {
+        let target = Target::parse(&assignment.target).ok_or_else(|| {
+            Rejection::Malformed(format!(
+                "target {:?} names no device or group",
+                assignment.target
+            ))
+        })?;
+        let playlists = assignment
+            .playlists
+            .iter()
+            .map(|(name, items)| {
+                let items = items
+                    .iter()
+                    .map(|item| PlaylistItem::of(item, &assignment))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((name.clone(), items))
+            })
+            .collect::<Result<_, Rejection>>()?;
+        Ok(VerifiedAssignment {
+            target,
+            assignment,
+            schedule: Arc::new(schedule),
+            playlists: Arc::new(playlists),
+        })
+    }
+
+    /// Its target and version: what an assignment is known by.
+    pub fn key(&self) -> (&Target, u64) {
+        (&self.target, self.assignment.version)
+    }
+}
+
+/// Made from the assignment, so equal when it is.
+impl PartialEq for VerifiedAssignment {
+    fn eq(&self, other: &VerifiedAssignment) -> bool {
+        self.assignment == other.assignment
+    }
+}
+
+impl std::fmt::Debug for VerifiedAssignment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedAssignment")
+            .field("target", &self.target)
+            .field("version", &self.assignment.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a playlist item plays: exactly one of a cached asset or a live
+/// stream (validation refuses anything else).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlaylistItem {
+    Asset {
+        id: AssetId,
+        /// A still (it needs a duration) rather than a video.
+        image: bool,
+        duration: Option<Duration>,
+    },
+    Live {
+        uri: String,
+        /// A cached asset shown while the stream is not.
+        fallback: Option<AssetId>,
+        duration: Option<Duration>,
+    },
+}
+
+impl PlaylistItem {
+    fn of(
+        item: &phare_protocol::PlaylistItem,
+        assignment: &Assignment,
+    ) -> Result<PlaylistItem, Rejection> {
+        let duration = item.duration_ms.map(Duration::from_millis);
+        match (&item.asset, &item.live) {
+            (Some(id), None) => {
+                let entry = assignment.assets.get(id).ok_or_else(|| {
+                    Rejection::Malformed(format!("playlist item names unlisted asset {id}"))
+                })?;
+                Ok(PlaylistItem::Asset {
+                    id: id.clone(),
+                    image: entry.is_image(),
+                    duration,
+                })
+            }
+            (None, Some(uri)) => Ok(PlaylistItem::Live {
+                uri: uri.clone(),
+                fallback: item.fallback.clone(),
+                duration,
+            }),
+            _ => Err(Rejection::Malformed(
+                "a playlist item plays exactly one of asset and live".into(),
+            )),
+        }
+    }
+
+    /// The asset it plays, if it is not live.
+    pub fn asset(&self) -> Option<&AssetId> {
+        match self {
+            PlaylistItem::Asset { id, .. } => Some(id),
+            PlaylistItem::Live { .. } => None,
+        }
+    }
+
+    /// The stream it plays, if it is live.
+    pub fn live(&self) -> Option<&str> {
+        match self {
+            PlaylistItem::Asset { .. } => None,
+            PlaylistItem::Live { uri, .. } => Some(uri),
+        }
+    }
+}
+
+/// What it shows, for people: the asset id or the stream.
+impl std::fmt::Display for PlaylistItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlaylistItem::Asset { id, .. } => write!(f, "{id}"),
+            PlaylistItem::Live { uri, .. } => f.write_str(uri),
+        }
+    }
+}
+
 /// The device's identity as documents must name it, and what its config
 /// lets them ask of it.
 #[derive(Debug, Clone)]
@@ -35,19 +176,6 @@ pub struct Identity {
     pub groups: Vec<String>,
     /// Live sources that do not authenticate their stream may play.
     pub allow_plaintext_live: bool,
-}
-
-/// What the device trusts, for its status (`"trust"`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TrustStatus {
-    pub root_version: u64,
-    pub root_expires_at: Timestamp,
-    /// The root has expired: newer roots may be kept from the device (a
-    /// freeze attack, in TUF's terms), or the operator forgot to renew it.
-    pub root_expired: bool,
-    /// Plaintext live sources (`http`, `rtsp`, `udp`, `rtp`, SRT without a
-    /// passphrase) are allowed by the device's config.
-    pub plaintext_live: bool,
 }
 
 /// What accepting new roots changed.
@@ -124,17 +252,13 @@ impl Trust {
         let expired = self.root.expires_at <= now;
         let report = expired && !self.expiry_reported;
         self.expiry_reported = expired;
-        report.then(|| Event {
-            at: now,
-            kind: "root_expired",
-            reason: Some("expired"),
-            detail: format!(
+        report.then(|| {
+            let detail = format!(
                 "root version {} expired at {}: newer roots may be withheld from this \
                  device (freeze); publish a new root",
                 self.root.version, self.root.expires_at
-            )
-            .into(),
-            subject: None,
+            );
+            Event::new(now, EventKind::RootExpired, detail).with_reason("expired")
         })
     }
 
@@ -195,27 +319,33 @@ impl Trust {
         envelope: &Envelope,
         floor: Option<&StoredDocument>,
         now: Timestamp,
-    ) -> Result<Verdict<Assignment>, Rejection> {
-        let (assignment, body) = self.bound_assignment(envelope)?;
-        let (version, expires_at) = (assignment.version, assignment.expires_at);
-        versioned(assignment, version, expires_at, &body, floor, now)
+    ) -> Result<Verdict<VerifiedAssignment>, Rejection> {
+        let (verified, body) = self.bound_assignment(envelope)?;
+        let (version, expires_at) = (verified.assignment.version, verified.assignment.expires_at);
+        versioned(verified, version, expires_at, &body, floor, now)
     }
 
     /// Re-verifies a stored assignment at start-up. Expiry is not checked:
     /// the last verified assignment keeps playing after it expires.
-    pub fn reverify_stored(&self, stored: &StoredDocument) -> Result<Assignment, Rejection> {
+    pub fn reverify_stored(
+        &self,
+        stored: &StoredDocument,
+    ) -> Result<VerifiedAssignment, Rejection> {
         let envelope = Envelope::from_slice(stored.envelope.as_bytes())?;
         Ok(self.bound_assignment(&envelope)?.0)
     }
 
     /// Publisher signatures, document shape, and binding to this device;
     /// returns the assignment and its verified payload bytes.
-    fn bound_assignment(&self, envelope: &Envelope) -> Result<(Assignment, Vec<u8>), Rejection> {
+    fn bound_assignment(
+        &self,
+        envelope: &Envelope,
+    ) -> Result<(VerifiedAssignment, Vec<u8>), Rejection> {
         let body = self
             .root
             .verify(envelope, RoleName::Publisher, "assignment")?;
         let assignment: Assignment = parse_document(&body, "assignment")?;
-        assignment.validate()?;
+        let schedule = assignment.validated()?;
         let Identity {
             fleet,
             device_id,
@@ -226,7 +356,7 @@ impl Trust {
         if !allow_plaintext_live && let Some(uri) = assignment.plaintext_live().next() {
             return Err(Rejection::PlaintextLive(uri.to_string()));
         }
-        Ok((assignment, body))
+        Ok((VerifiedAssignment::new(assignment, schedule)?, body))
     }
 
     /// Verifies an alert: publisher threshold, fleet, shape, the fleet-wide
@@ -607,8 +737,8 @@ mod tests {
 
         let event = t.check_freeze(frozen).expect("an expired root is reported");
         assert_eq!(
-            (event.kind, event.reason),
-            ("root_expired", Some("expired"))
+            (event.kind, event.reason.as_deref()),
+            (EventKind::RootExpired, Some("expired"))
         );
         assert!(event.is_error());
         assert!(event.detail.contains("root version 1"), "{}", event.detail);

@@ -352,6 +352,12 @@ pub fn live_uri_is_authenticated(uri: &str) -> bool {
 impl Assignment {
     /// Checks everything that depends only on the document itself.
     pub fn validate(&self) -> Result<(), Rejection> {
+        self.validated().map(drop)
+    }
+
+    /// [`Assignment::validate`], keeping what it compiled: the schedule
+    /// (a device plays by it, and need not compile it again).
+    pub fn validated(&self) -> Result<crate::schedule::Schedule, Rejection> {
         let malformed = |why: String| Err(Rejection::Malformed(why));
         if !(self.target.starts_with("device:") || self.target.starts_with("group:")) {
             return malformed(format!(
@@ -435,8 +441,7 @@ impl Assignment {
         check_lifetime(self.issued_at, self.expires_at)?;
         // Days, times and dates are only read when compiled: compiling here
         // is what makes a `"thurs"` or a `"25:30"` a reason to refuse.
-        crate::schedule::Schedule::compile(self).map_err(Rejection::Malformed)?;
-        Ok(())
+        crate::schedule::Schedule::compile(self).map_err(Rejection::Malformed)
     }
 
     /// Checks that this assignment is meant for this device.
@@ -559,10 +564,44 @@ impl Alert {
 /// Whether one `device:<id>` or `group:<name>` target names this device
 /// (directly or through one of its groups).
 pub fn target_names(target: &str, device: &str, groups: &[String]) -> bool {
-    target.strip_prefix("device:") == Some(device)
-        || target
-            .strip_prefix("group:")
-            .is_some_and(|g| groups.iter().any(|mine| mine == g))
+    Target::parse(target).is_some_and(|t| t.names(device, groups))
+}
+
+/// Whom an assignment (or an alert) is for: `device:<id>` or
+/// `group:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    Device(String),
+    Group(String),
+}
+
+impl Target {
+    /// `device:<id>` or `group:<name>`; anything else is no target.
+    pub fn parse(text: &str) -> Option<Target> {
+        if let Some(device) = text.strip_prefix("device:") {
+            Some(Target::Device(device.to_string()))
+        } else {
+            text.strip_prefix("group:")
+                .map(|group| Target::Group(group.to_string()))
+        }
+    }
+
+    /// Whether it names this device, directly or through one of its groups.
+    pub fn names(&self, device: &str, groups: &[String]) -> bool {
+        match self {
+            Target::Device(id) => id == device,
+            Target::Group(group) => groups.iter().any(|mine| mine == group),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Device(id) => write!(f, "device:{id}"),
+            Target::Group(group) => write!(f, "group:{group}"),
+        }
+    }
 }
 
 /// The sound volume a device takes, in its config and in a `set_volume`
@@ -581,6 +620,92 @@ pub struct Command {
     pub action: String,
     #[serde(default)]
     pub args: serde_json::Value,
+}
+
+/// What a command asks, its arguments checked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Action {
+    /// A thumbnail of the screen, in the response.
+    Screenshot {
+        format: ImageFormat,
+    },
+    /// The programme again from its first item.
+    Reload,
+    Reboot,
+    /// Screen power until the power windows next change their mind.
+    DisplayOn,
+    DisplayOff,
+    /// Within [`VOLUME`].
+    SetVolume {
+        volume: f64,
+    },
+    PurgeCache,
+    /// The status, now.
+    ReportNow,
+}
+
+/// A screenshot's encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImageFormat {
+    #[default]
+    Png,
+    Jpeg,
+}
+
+impl Action {
+    /// The action a verified command names, or why this player cannot
+    /// carry it out (said in the response).
+    pub fn of(command: &Command) -> Result<Action, String> {
+        let args = &command.args;
+        Ok(match command.action.as_str() {
+            "screenshot" => Action::Screenshot {
+                format: match args.get("format").and_then(|f| f.as_str()) {
+                    None | Some("png") => ImageFormat::Png,
+                    Some("jpeg") => ImageFormat::Jpeg,
+                    Some(other) => return Err(format!("args.format {other:?}: png or jpeg")),
+                },
+            },
+            "reload" => Action::Reload,
+            "reboot" => Action::Reboot,
+            "display_on" => Action::DisplayOn,
+            "display_off" => Action::DisplayOff,
+            "set_volume" => match args.get("volume").and_then(|v| v.as_f64()) {
+                Some(volume) if VOLUME.contains(&volume) => Action::SetVolume { volume },
+                _ => return Err("args.volume must be a number from 0.0 to 4.0".into()),
+            },
+            "purge_cache" => Action::PurgeCache,
+            "report_now" => Action::ReportNow,
+            other => return Err(format!("action {other:?} is not supported by this player")),
+        })
+    }
+
+    /// The command's `action`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Screenshot { .. } => "screenshot",
+            Action::Reload => "reload",
+            Action::Reboot => "reboot",
+            Action::DisplayOn => "display_on",
+            Action::DisplayOff => "display_off",
+            Action::SetVolume { .. } => "set_volume",
+            Action::PurgeCache => "purge_cache",
+            Action::ReportNow => "report_now",
+        }
+    }
+
+    /// The command's `args`.
+    pub fn args(self) -> serde_json::Value {
+        match self {
+            Action::Screenshot {
+                format: ImageFormat::Png,
+            } => serde_json::json!({}),
+            Action::Screenshot {
+                format: ImageFormat::Jpeg,
+            } => serde_json::json!({"format": "jpeg"}),
+            Action::SetVolume { volume } => serde_json::json!({ "volume": volume }),
+            _ => serde_json::json!({}),
+        }
+    }
 }
 
 /// Longest command id accepted; ids are stored to refuse replays.
@@ -649,6 +774,60 @@ mod tests {
             "default_playlist": "main"
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn targets_read_and_say_themselves_the_same() {
+        for text in ["device:lobby-1", "group:lobby"] {
+            assert_eq!(Target::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(Target::parse("lobby-1"), None);
+        let groups = ["lobby".to_string()];
+        assert!(target_names("group:lobby", "hall-1", &groups));
+        assert!(target_names("device:hall-1", "hall-1", &[]));
+        assert!(!target_names("group:hall", "hall-1", &groups));
+    }
+
+    #[test]
+    fn an_action_goes_round_through_a_command() {
+        let command = |action: &str, args: serde_json::Value| Command {
+            kind: "command".into(),
+            fleet: "acme".into(),
+            device: "lobby-1".into(),
+            id: "c1".into(),
+            issued_at: Timestamp::UNIX_EPOCH,
+            expires_at: Timestamp::UNIX_EPOCH,
+            action: action.into(),
+            args,
+        };
+        for action in [
+            Action::Screenshot {
+                format: ImageFormat::Jpeg,
+            },
+            Action::Screenshot {
+                format: ImageFormat::Png,
+            },
+            Action::SetVolume { volume: 1.5 },
+            Action::DisplayOff,
+            Action::ReportNow,
+        ] {
+            assert_eq!(
+                Action::of(&command(action.name(), action.args())),
+                Ok(action)
+            );
+        }
+        let too_loud = command("set_volume", serde_json::json!({"volume": 4.5}));
+        assert_eq!(
+            Action::of(&too_loud),
+            Err("args.volume must be a number from 0.0 to 4.0".into())
+        );
+        let gif = command("screenshot", serde_json::json!({"format": "gif"}));
+        assert_eq!(
+            Action::of(&gif),
+            Err("args.format \"gif\": png or jpeg".into())
+        );
+        let unknown = command("dance", serde_json::json!({}));
+        assert!(Action::of(&unknown).unwrap_err().contains("not supported"));
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - [`verify`]: role thresholds and root rotation.
 //! - [`topics`]: MQTT topic names.
 //! - [`rejection`]: machine-readable reasons a document is refused.
+//! - [`report`]: what a device tells the operator (status, events, proof
+//!   of play, command responses), written by one side and read by the other.
 
 pub mod broker;
 pub mod document;
@@ -17,11 +19,14 @@ pub mod envelope;
 pub mod keys;
 pub mod members;
 pub mod rejection;
+pub mod report;
 pub mod schedule;
 pub mod topics;
 pub mod verify;
 
-pub use document::{Alert, AssetEntry, AssetId, Assignment, Command, PlaylistItem, RoleName, Root};
+pub use document::{
+    Action, Alert, AssetEntry, AssetId, Assignment, Command, PlaylistItem, RoleName, Root, Target,
+};
 pub use envelope::{Envelope, MAX_ENVELOPE_BYTES};
 pub use keys::{SigningKey, keyid_of};
 pub use rejection::Rejection;

@@ -1,6 +1,8 @@
 //! MQTT topic names (DESIGN.md §4). Every topic lives under a prefix,
 //! `phare/<fleet>/` by default.
 
+use crate::document::Target;
+
 /// Topic names for one fleet under one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
@@ -50,12 +52,14 @@ impl Topics {
 
     /// The assignment topic for a target (`device:<id>` or `group:<name>`).
     pub fn assignment_for_target(&self, target: &str) -> Option<String> {
-        if let Some(device) = target.strip_prefix("device:") {
-            Some(self.device_assignment(device))
-        } else {
-            target
-                .strip_prefix("group:")
-                .map(|group| self.group_assignment(group))
+        Target::parse(target).map(|target| self.assignment(&target))
+    }
+
+    /// A target's assignment topic.
+    pub fn assignment(&self, target: &Target) -> String {
+        match target {
+            Target::Device(device) => self.device_assignment(device),
+            Target::Group(group) => self.group_assignment(group),
         }
     }
 

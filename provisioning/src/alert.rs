@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
 use phare_protocol::document::{Alert, is_valid_alert_id, target_names};
-use serde_json::Value;
+use phare_protocol::report::Status;
 
 use crate::registry::Registry;
 
@@ -106,11 +106,11 @@ pub struct Reach {
 
 /// `targets`: `device:<id>` or `group:<name>` entries; `None` is the whole
 /// fleet.
-pub fn reach(targets: Option<&[String]>, registry: &Registry, statuses: &[Value]) -> Reach {
+pub fn reach(targets: Option<&[String]>, registry: &Registry, statuses: &[Status]) -> Reach {
     let online_now: BTreeSet<&str> = statuses
         .iter()
-        .filter(|s| s["online"] == true)
-        .filter_map(|s| s["device"].as_str())
+        .filter(|s| s.online)
+        .map(|s| s.device.as_str())
         .collect();
     // Devices known only by their status: no groups to match.
     let known: Vec<(&str, &[String])> = registry
@@ -120,7 +120,7 @@ pub fn reach(targets: Option<&[String]>, registry: &Registry, statuses: &[Value]
         .chain(
             statuses
                 .iter()
-                .filter_map(|s| s["device"].as_str())
+                .map(|s| s.device.as_str())
                 .filter(|name| registry.get(name).is_none())
                 .map(|name| (name, &[][..])),
         )
@@ -155,10 +155,17 @@ pub fn reach(targets: Option<&[String]>, registry: &Registry, statuses: &[Value]
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
 
     use super::*;
     use crate::registry::DeviceRecord;
+
+    fn status(device: &str, online: bool) -> Status {
+        Status {
+            device: device.into(),
+            online,
+            ..Status::default()
+        }
+    }
 
     fn registry() -> Registry {
         let device = |name: &str, groups: &[&str]| DeviceRecord {
@@ -197,9 +204,9 @@ mod tests {
         )
         .unwrap();
         let statuses = [
-            json!({"device": "lobby-1", "online": true}),
-            json!({"device": "lobby-2", "online": false}),
-            json!({"device": "kiosk-9", "online": true}),
+            status("lobby-1", true),
+            status("lobby-2", false),
+            status("kiosk-9", true),
         ];
         let reach = reach(alert.targets.as_deref(), &registry(), &statuses);
         assert_eq!(
@@ -229,7 +236,7 @@ mod tests {
         let reach = reach(
             alert.targets.as_deref(),
             &registry(),
-            &[json!({"device": "kiosk-9", "online": true})],
+            &[status("kiosk-9", true)],
         );
         assert_eq!(reach.screens.len(), 4);
         assert_eq!(reach.online, ["kiosk-9".to_string()].into());

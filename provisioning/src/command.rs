@@ -16,14 +16,15 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use jiff::{SignedDuration, Timestamp};
 use phare_common::files::{Access, write_atomic};
 use phare_common::mqtt::disconnect;
+use phare_protocol::document::Action;
+use phare_protocol::report::{CommandResponse, Status};
 use phare_protocol::topics::Topics;
 use ring::rand::{SecureRandom, SystemRandom};
 use rumqttc::{Event, Packet, QoS, SubscribeReasonCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::connect::Endpoint;
 use crate::keys::Keyring;
-use crate::terminal::{MAX_SHOWN, printable};
 
 /// How long a command stays valid: long enough to cross a slow broker,
 /// short enough that a captured one is soon useless.
@@ -35,10 +36,7 @@ const STATUS_WAIT: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct Request {
     pub device: String,
-    /// `screenshot`, `reload`, `reboot`, `display_on`, `display_off`,
-    /// `set_volume`, `purge_cache`, `report_now`.
-    pub action: String,
-    pub args: Value,
+    pub action: Action,
 }
 
 /// Sends `request` through `broker` and returns the device's response
@@ -52,7 +50,7 @@ pub async fn send(
     request: &Request,
     timeout: Duration,
     mut waiting: impl FnMut(Duration),
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<CommandResponse> {
     let device = &request.device;
     let (client, mut eventloop) = broker.connect(broker.options("command")?).await?;
     let (status_topic, response_topic) = (topics.status(device), topics.response(device));
@@ -62,7 +60,7 @@ pub async fn send(
 
     let started = Instant::now();
     let mut acks = 0;
-    let mut status: Option<Value> = None;
+    let mut status: Option<Status> = None;
     let mut command_id: Option<String> = None;
     let mut next_notice = Duration::from_secs(3);
     loop {
@@ -109,10 +107,10 @@ pub async fn send(
                 status = serde_json::from_slice(&p.payload).ok();
             }
             Event::Incoming(Packet::Publish(p)) if p.topic == response_topic => {
-                let Ok(response) = serde_json::from_slice::<Value>(&p.payload) else {
+                let Ok(response) = serde_json::from_slice::<CommandResponse>(&p.payload) else {
                     continue;
                 };
-                if command_id.as_deref().is_some_and(|id| response["id"] == id) {
+                if command_id.as_deref() == Some(response.id.as_str()) {
                     disconnect(&client, &mut eventloop).await;
                     return Ok(response);
                 }
@@ -128,31 +126,32 @@ pub async fn send(
 }
 
 /// Refuses to command a screen that its retained status says is away.
-fn check_online(device: &str, status: Option<&Value>) -> anyhow::Result<()> {
+fn check_online(device: &str, status: Option<&Status>) -> anyhow::Result<()> {
     match status {
         None => bail!(
             "{device} never reported (no retained status): is it enrolled and connected to this broker?"
         ),
-        Some(status) if status["online"] != true => bail!(
+        Some(status) if !status.online => bail!(
             "{device} is offline (last seen {})",
-            printable(
-                status["at"].as_str().unwrap_or("at an unknown time"),
-                MAX_SHOWN
-            )
+            seen(status, "at an unknown time")
         ),
         Some(_) => Ok(()),
     }
 }
 
-fn no_answer(device: &str, timeout: Duration, status: Option<&Value>) -> String {
+/// When a status was written, or `unknown` (the Last Will says no time).
+fn seen(status: &Status, unknown: &str) -> String {
+    status
+        .at
+        .map_or_else(|| unknown.to_string(), |at| at.to_string())
+}
+
+fn no_answer(device: &str, timeout: Duration, status: Option<&Status>) -> String {
     let mut message = format!("{device} did not answer within {} s", timeout.as_secs());
-    if let Some(status) = status.filter(|s| s["online"] != true) {
+    if let Some(status) = status.filter(|s| !s.online) {
         message.push_str(&format!(
             " (it went offline at {})",
-            printable(
-                status["at"].as_str().unwrap_or("an unknown time"),
-                MAX_SHOWN
-            )
+            seen(status, "an unknown time")
         ));
     }
     message
@@ -170,7 +169,7 @@ async fn publish_command(
     let command = json!({
         "kind": "command", "fleet": keyring.root().fleet, "device": request.device, "id": id,
         "issued_at": now, "expires_at": now.checked_add(LIFETIME)?,
-        "action": request.action, "args": request.args,
+        "action": request.action.name(), "args": request.action.args(),
     });
     let envelope = keyring.sign("command", &command)?;
     client
@@ -205,15 +204,16 @@ fn new_id() -> anyhow::Result<String> {
 
 /// Writes the image of a screenshot answer to `path`; returns its media
 /// type and size.
-pub fn save_screenshot(response: &Value, path: &Path) -> anyhow::Result<(String, usize)> {
-    let image = response["image"]
-        .as_str()
+pub fn save_screenshot(response: &CommandResponse, path: &Path) -> anyhow::Result<(String, usize)> {
+    let image = response
+        .image
+        .as_deref()
         .context("the answer carries no image")?;
     let bytes = BASE64
         .decode(image)
         .context("the answer's image is not base64")?;
     write_atomic(path, &bytes, Access::Public)?;
-    let media_type = response["media_type"].as_str().unwrap_or("image/png");
+    let media_type = response.media_type.as_deref().unwrap_or("image/png");
     Ok((media_type.to_string(), bytes.len()))
 }
 
@@ -233,7 +233,10 @@ mod tests {
 
     #[test]
     fn an_offline_or_silent_screen_is_named_with_when_it_was_seen() {
-        let offline = json!({"device": "lobby-1", "online": false, "at": "2026-11-29T10:00:00Z"});
+        let offline: Status = serde_json::from_value(
+            json!({"device": "lobby-1", "online": false, "at": "2026-11-29T10:00:00Z"}),
+        )
+        .unwrap();
         let err = check_online("lobby-1", Some(&offline)).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -241,15 +244,21 @@ mod tests {
         );
         let err = check_online("lobby-1", None).unwrap_err();
         assert!(err.to_string().contains("never reported"), "{err}");
-        check_online("lobby-1", Some(&json!({"online": true}))).unwrap();
+        let will: Status = serde_json::from_slice(&Status::offline_will("lobby-1")).unwrap();
+        let err = check_online("lobby-1", Some(&will)).unwrap_err();
+        assert!(err.to_string().contains("at an unknown time"), "{err}");
+        let online: Status = serde_json::from_value(json!({"online": true})).unwrap();
+        check_online("lobby-1", Some(&online)).unwrap();
     }
 
     #[test]
     fn a_screenshot_answer_is_written_as_its_image() {
         let dir = tempfile::tempdir().unwrap();
         let png = b"\x89PNG\r\n\x1a\nrest";
-        let answer =
-            json!({"id": "x", "ok": true, "media_type": "image/png", "image": BASE64.encode(png)});
+        let answer: CommandResponse = serde_json::from_value(json!({"id": "x", "ok": true,
+            "action": "screenshot", "at": "2026-11-29T10:00:00Z",
+            "media_type": "image/png", "image": BASE64.encode(png)}))
+        .unwrap();
         let path = dir.path().join("shot.png");
         assert_eq!(
             save_screenshot(&answer, &path).unwrap(),

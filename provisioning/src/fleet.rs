@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
+use phare_protocol::report::{CacheIssueKind, Status};
 use phare_protocol::topics::Topics;
-use serde_json::Value;
 
 use crate::connect::{Endpoint, retained};
 use crate::terminal::{MAX_SHOWN, printable};
@@ -20,28 +20,28 @@ use crate::terminal::{MAX_SHOWN, printable};
 #[derive(Debug, Default)]
 pub struct Statuses {
     /// One per device, by device id.
-    pub statuses: Vec<Value>,
+    pub statuses: Vec<Status>,
     /// Why each refused status was refused, printable.
     pub refused: Vec<String>,
 }
 
 /// The status a retained message on `topic` carries, if it is one and
 /// speaks for the device its topic names.
-pub fn status_from(topics: &Topics, topic: &str, payload: &[u8]) -> Result<Value, String> {
+pub fn status_from(topics: &Topics, topic: &str, payload: &[u8]) -> Result<Status, String> {
     let shown = || printable(topic, MAX_SHOWN);
     let Some((device, "status")) = topics.device_leaf(topic) else {
         return Err(format!("{} is no device's status topic", shown()));
     };
-    let status: Value =
-        serde_json::from_slice(payload).map_err(|e| format!("{}: not JSON: {e}", shown()))?;
-    match status["device"].as_str() {
-        Some(claimed) if claimed == device => Ok(status),
-        Some(claimed) => Err(format!(
+    let status: Status =
+        serde_json::from_slice(payload).map_err(|e| format!("{}: not a status: {e}", shown()))?;
+    match status.device.as_str() {
+        "" => Err(format!("{}: names no device", shown())),
+        claimed if claimed == device => Ok(status),
+        claimed => Err(format!(
             "{}: claims to be {}'s status",
             shown(),
             printable(claimed, MAX_SHOWN)
         )),
-        None => Err(format!("{}: names no device", shown())),
     }
 }
 
@@ -64,53 +64,46 @@ pub async fn collect(
             }
         }
     }
-    collected
-        .statuses
-        .sort_by(|a, b| a["device"].as_str().cmp(&b["device"].as_str()));
+    collected.statuses.sort_by(|a, b| a.device.cmp(&b.device));
     Ok(collected)
 }
 
 const COLUMNS: usize = 7;
 
 /// One line per device, in the table's columns, each printable.
-pub fn row(status: &Value) -> [String; COLUMNS] {
+pub fn row(status: &Status) -> [String; COLUMNS] {
     let cells = raw_row(status);
     cells.map(|cell| printable(&cell, MAX_SHOWN))
 }
 
-fn raw_row(status: &Value) -> [String; COLUMNS] {
-    let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
-    let assignment = &status["assignment"];
-    let version = match assignment["version"].as_u64() {
-        Some(v) if assignment["stale"] == true => format!("{v} (stale)"),
-        Some(v) => v.to_string(),
+fn raw_row(status: &Status) -> [String; COLUMNS] {
+    let version = match &status.assignment {
+        Some(a) if a.stale => format!("{} (stale)", a.version),
+        Some(a) => a.version.to_string(),
         None => "-".into(),
     };
-    let pending = &status["pending_assignment"];
-    let pending = match pending["version"].as_u64() {
-        Some(v) => format!(
-            "v{v}: {} assets, {} missing",
-            pending["assets_missing"],
-            human_bytes(pending["bytes_missing"].as_u64().unwrap_or(0))
+    let pending = match &status.pending_assignment {
+        Some(p) => format!(
+            "v{}: {} assets, {} missing",
+            p.version,
+            p.assets_missing,
+            human_bytes(p.bytes_missing)
         ),
         None => "ready".into(),
     };
     // What the downloads wait for, and until when.
-    let waiting: Vec<String> = status["cache"]["issues"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let waiting: Vec<String> = status
+        .cache
+        .issues
+        .iter()
         .map(|issue| {
-            let until = issue["until"]
-                .as_str()
-                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                .map_or_else(|| "?".into(), |t| t.strftime("%H:%M:%S UTC").to_string());
-            let what = match issue["kind"].as_str() {
-                Some("bad_origin") => "origin quarantined",
-                Some("bad_entry") => "wrong bytes for",
-                _ => "waiting on",
+            let what = match issue.kind {
+                CacheIssueKind::BadOrigin => "origin quarantined",
+                CacheIssueKind::BadEntry => "wrong bytes for",
+                CacheIssueKind::Unknown => "waiting on",
             };
-            format!("{what} {} until {until}", text(&issue["subject"]))
+            let until = issue.until.strftime("%H:%M:%S UTC");
+            format!("{what} {} until {until}", issue.subject)
         })
         .collect();
     let pending = if waiting.is_empty() {
@@ -118,32 +111,21 @@ fn raw_row(status: &Value) -> [String; COLUMNS] {
     } else {
         format!("{pending}; {}", waiting.join("; "))
     };
-    let playing = &status["playing"];
-    let playing = match playing["playlist"].as_str() {
-        Some(playlist) => format!("{playlist} #{}", playing["item"]),
+    let playing = match &status.playing {
+        Some(p) => format!("{} #{}", p.playlist, p.item),
         None => "-".into(),
     };
-    let errors = status["errors"].as_array().map_or_else(Vec::new, |errors| {
-        errors
-            .iter()
-            .map(|e| e["reason"].as_str().or(e["kind"].as_str()).unwrap_or("?"))
-            .collect()
-    });
     let mut reasons: Vec<&str> = Vec::new();
-    for reason in errors.iter().rev() {
-        if !reasons.contains(reason) {
+    for error in status.errors.iter().rev() {
+        let reason = error.reason.as_deref().unwrap_or(error.kind.as_str());
+        if !reasons.contains(&reason) {
             reasons.push(reason);
         }
     }
     [
-        text(&status["device"]),
-        if status["online"] == true {
-            "yes"
-        } else {
-            "no"
-        }
-        .into(),
-        text(&status["broker"]),
+        status.device.clone(),
+        if status.online { "yes" } else { "no" }.into(),
+        status.broker.clone().unwrap_or_else(|| "-".into()),
         version,
         pending,
         playing,
@@ -156,7 +138,7 @@ fn raw_row(status: &Value) -> [String; COLUMNS] {
 }
 
 /// The table `phare fleet status` prints.
-pub fn table(statuses: &[Value]) -> String {
+pub fn table(statuses: &[Status]) -> String {
     let header = [
         "DEVICE", "ONLINE", "BROKER", "VERSION", "PENDING", "PLAYING", "ERRORS",
     ]
@@ -199,6 +181,15 @@ fn human_bytes(bytes: u64) -> String {
 mod tests {
     use super::*;
 
+    fn status(json: serde_json::Value) -> Status {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn error(kind: &str, reason: &str) -> serde_json::Value {
+        serde_json::json!({"at": "2026-12-07T09:00:00Z", "kind": kind, "reason": reason,
+                           "detail": "…"})
+    }
+
     #[test]
     fn a_status_counts_for_the_device_its_topic_names() {
         let topics = Topics::for_fleet("acme");
@@ -207,7 +198,9 @@ mod tests {
         };
         let own = topics.status("lobby-1");
         assert_eq!(
-            status_from(&topics, &own, &status("lobby-1")).unwrap()["device"],
+            status_from(&topics, &own, &status("lobby-1"))
+                .unwrap()
+                .device,
             "lobby-1"
         );
         let forged = status_from(&topics, &own, &status("lobby-2")).unwrap_err();
@@ -225,11 +218,20 @@ mod tests {
     }
 
     #[test]
+    fn the_last_will_is_an_offline_status() {
+        let topics = Topics::for_fleet("acme");
+        let own = topics.status("lobby-1");
+        let will = status_from(&topics, &own, &Status::offline_will("lobby-1")).unwrap();
+        assert_eq!(row(&will)[..3], ["lobby-1", "no", "-"].map(String::from));
+    }
+
+    #[test]
     fn what_the_downloads_wait_for_is_shown_with_until_when() {
-        let status = serde_json::json!({"device": "lobby-1", "online": true,
-            "pending_assignment": {"version": 8, "assets_missing": 1, "bytes_missing": 2048},
+        let status = status(serde_json::json!({"device": "lobby-1", "online": true,
+            "pending_assignment": {"target": "device:lobby-1", "version": 8,
+                                   "assets_missing": 1, "bytes_missing": 2048},
             "cache": {"issues": [{"kind": "bad_origin", "subject": "https://cdn-a.example/",
-                                  "detail": "…", "until": "2026-12-07T10:42:07Z"}]}});
+                                  "detail": "…", "until": "2026-12-07T10:42:07Z"}]}}));
         let [.., pending, _, _] = row(&status);
         assert_eq!(
             pending,
@@ -239,10 +241,11 @@ mod tests {
 
     #[test]
     fn what_a_status_says_is_shown_harmless() {
-        let status = serde_json::json!({"device": "lobby-1", "online": true,
+        let status = status(serde_json::json!({"device": "lobby-1", "online": true,
             "broker": "mqtts://b\u{1b}]0;owned\u{7}", "assignment": null,
-            "playing": {"playlist": "x".repeat(10_000), "item": 0},
-            "errors": [{"reason": "\u{1b}[31mfake\r"}]});
+            "playing": {"playlist": "x".repeat(10_000), "item": 0, "asset": null,
+                        "since": "2026-12-07T09:00:00Z"},
+            "errors": [error("rejected", "\u{1b}[31mfake\r")]}));
         let cells = row(&status);
         for cell in &cells {
             assert!(!cell.chars().any(char::is_control), "{cell:?}");
@@ -254,17 +257,21 @@ mod tests {
     #[test]
     fn a_pending_screen_shows_what_it_lacks_and_why() {
         let statuses = [
-            serde_json::json!({"device": "lobby-2", "online": true,
-                "assignment": {"version": 3, "stale": false},
+            status(serde_json::json!({"device": "lobby-2", "online": true,
+                "assignment": {"target": "group:lobby", "version": 3, "stale": false},
                 "pending_assignment": null,
-                "playing": {"playlist": "main", "item": 1}, "errors": []}),
-            serde_json::json!({"device": "lobby-1", "online": false,
-                "broker": "mqtts://broker-b:8883", "assignment": {"version": 1, "stale": true},
-                "pending_assignment": {"version": 2, "assets_missing": 2, "bytes_missing": 3_145_728},
+                "playing": {"playlist": "main", "item": 1, "asset": null,
+                            "since": "2026-12-07T09:00:00Z"},
+                "errors": []})),
+            status(serde_json::json!({"device": "lobby-1", "online": false,
+                "broker": "mqtts://broker-b:8883",
+                "assignment": {"target": "group:lobby", "version": 1, "stale": true},
+                "pending_assignment": {"target": "group:lobby", "version": 2,
+                                       "assets_missing": 2, "bytes_missing": 3_145_728},
                 "playing": null,
-                "errors": [{"kind": "download_failed", "reason": "timeout"},
-                           {"kind": "cache_full", "reason": "insufficient_space"},
-                           {"kind": "download_failed", "reason": "timeout"}]}),
+                "errors": [error("download_failed", "timeout"),
+                           error("cache_full", "insufficient_space"),
+                           error("download_failed", "timeout")]})),
         ];
         assert_eq!(
             row(&statuses[1]),

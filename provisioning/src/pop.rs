@@ -19,10 +19,10 @@ use std::time::Duration;
 use anyhow::Context;
 use phare_common::mqtt::disconnect;
 use phare_common::sqlite::{Migration, migrate};
+use phare_protocol::report::{PlayBatch, PopAck};
 use phare_protocol::topics::Topics;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use rusqlite::{Connection, params};
-use serde::Deserialize;
 
 use crate::connect::Endpoint;
 use crate::terminal::{MAX_SHOWN, printable, without_controls};
@@ -56,34 +56,6 @@ ALTER TABLE plays ADD COLUMN completed_plays INTEGER;
 ",
     },
 ];
-
-#[derive(Debug, Deserialize)]
-struct Batch {
-    device: String,
-    records: Vec<Record>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Record {
-    seq: i64,
-    playlist: String,
-    item: i64,
-    asset: Option<String>,
-    live: Option<String>,
-    start: String,
-    end: String,
-    completed: bool,
-    reason: Option<String>,
-    /// Several showings folded into one record by a device that no
-    /// collector reached in time.
-    summary: Option<Summary>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Summary {
-    plays: i64,
-    completed: i64,
-}
 
 /// Why a batch was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +96,7 @@ impl PlayLog {
         device: &str,
         payload: &[u8],
     ) -> Result<(usize, Option<i64>), BatchError> {
-        let batch: Batch = serde_json::from_slice(payload)?;
+        let batch: PlayBatch = serde_json::from_slice(payload)?;
         if batch.device != device {
             return Err(BatchError::WrongDevice {
                 topic_device: device.to_string(),
@@ -134,6 +106,8 @@ impl PlayLog {
         let received = jiff::Timestamp::now().to_string();
         let tx = self.db.transaction()?;
         let mut new = 0;
+        // SQLite's integers are signed: a device's count past them is capped.
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         for r in &batch.records {
             new += tx.execute(
                 "INSERT OR IGNORE INTO plays
@@ -144,7 +118,7 @@ impl PlayLog {
                     device,
                     r.seq,
                     r.playlist,
-                    r.item,
+                    count(r.item as u64),
                     r.asset,
                     r.live,
                     r.start,
@@ -152,8 +126,8 @@ impl PlayLog {
                     r.completed,
                     r.reason,
                     received,
-                    r.summary.as_ref().map_or(1, |s| s.plays),
-                    r.summary.as_ref().map(|s| s.completed),
+                    r.summary.map_or(1, |s| count(s.plays)),
+                    r.summary.map(|s| count(s.completed)),
                 ],
             )?;
         }
@@ -287,7 +261,8 @@ pub async fn collect(
                             // Durable here: the device may forget them. Its
                             // records stay on it until this arrives.
                             if let Some(through) = through {
-                                let ack = serde_json::json!({"through": through}).to_string();
+                                let ack = serde_json::to_vec(&PopAck { through })
+                                    .expect("an acknowledgement always serialises");
                                 client
                                     .publish(topics.pop_ack(&device), QoS::AtLeastOnce, false, ack)
                                     .await?;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use phare_player::tls::MqttAuth;
+use phare_protocol::document::{Action, ImageFormat};
 use phare_protocol::topics::Topics;
 use phare_provisioning::ca::Tool;
 use phare_provisioning::command::{self, Request};
@@ -398,22 +399,21 @@ async fn an_enrolled_screen_is_watched_and_commanded_over_mutual_tls() {
     );
 
     let keyring = Keyring::open(&world.keys).unwrap();
-    let ask = |action: &str| Request {
+    let ask = |action: Action| Request {
         device: "lobby-3".into(),
-        action: action.into(),
-        args: json!({}),
+        action,
     };
     let answer = command::send(
         &operator,
         &topics,
         &keyring,
-        &ask("report_now"),
+        &ask(Action::ReportNow),
         TIMEOUT,
         |_| {},
     )
     .await
     .unwrap();
-    assert_eq!(answer["ok"], true, "{answer}");
+    assert!(answer.ok, "{answer:?}");
     // Until the status screen's first frame reached the sink, the device
     // answers that it has no picture yet: ask again.
     let deadline = std::time::Instant::now() + TIMEOUT;
@@ -422,13 +422,15 @@ async fn an_enrolled_screen_is_watched_and_commanded_over_mutual_tls() {
             &operator,
             &topics,
             &keyring,
-            &ask("screenshot"),
+            &ask(Action::Screenshot {
+                format: ImageFormat::Png,
+            }),
             TIMEOUT,
             |_| {},
         )
         .await
         .unwrap();
-        if shot["ok"] == true || std::time::Instant::now() > deadline {
+        if shot.ok || std::time::Instant::now() > deadline {
             break shot;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -448,7 +450,7 @@ async fn an_enrolled_screen_is_watched_and_commanded_over_mutual_tls() {
         &operator,
         &topics,
         &keyring,
-        &ask("reload"),
+        &ask(Action::Reload),
         TIMEOUT,
         |_| {},
     )

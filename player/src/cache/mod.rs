@@ -45,7 +45,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::config::CacheConfig;
-use crate::report::{CacheIssue, CacheStatus, Event, free_bytes};
+use crate::report::{CacheIssue, CacheIssueKind, CacheStatus, Event, EventKind, free_bytes};
 use content::{ContentStore, Pace};
 use fetch::{Fetcher, Job};
 use health::{Choice, Health, Issue, Judgement, mirrors};
@@ -239,7 +239,7 @@ impl Cache {
             Ok(evicted) => {
                 for (id, size) in evicted {
                     outcome.events.push(event(
-                        "evicted",
+                        EventKind::Evicted,
                         None,
                         format!("{size} bytes, least recently used"),
                         &id,
@@ -264,13 +264,11 @@ impl Cache {
                         ),
                     };
                     tracing::warn!(subject, detail, "the pending content cannot fit");
-                    outcome.events.push(Event {
-                        at: Timestamp::now(),
-                        kind: "cache_full",
-                        reason: Some("insufficient_space"),
-                        detail: detail.into(),
-                        subject: Some(subject.into()),
-                    });
+                    outcome.events.push(
+                        Event::new(Timestamp::now(), EventKind::CacheFull, detail)
+                            .with_reason("insufficient_space")
+                            .with_subject(subject),
+                    );
                     self.refused = Some(ids);
                 }
                 // Partial files stay: they already count as room taken.
@@ -298,7 +296,7 @@ impl Cache {
                     running.received = received;
                     let size = self.wanted.get(&id).map_or(0, |e| e.size);
                     outcome.events.push(event(
-                        "download_progress",
+                        EventKind::DownloadProgress,
                         None,
                         format!("{received} of {size} bytes"),
                         &id,
@@ -316,7 +314,7 @@ impl Cache {
                         .collect();
                     tracing::warn!(asset = %id, %url, reason = failure.code(), detail = %failure.detail, then, "download attempt failed");
                     outcome.events.push(event(
-                        "download_failed",
+                        EventKind::DownloadFailed,
                         Some(failure.code()),
                         format!("{url}: {}{then}", failure.detail),
                         &id,
@@ -330,17 +328,15 @@ impl Cache {
                     } = judgement
                     {
                         tracing::warn!(%origin, %evidence, "origin quarantined");
-                        outcome.events.push(Event {
-                            at: Timestamp::now(),
-                            kind: "origin_quarantined",
-                            reason: Some("bad_origin"),
-                            detail: format!(
-                                "{evidence}; it comes after every other mirror for {} s",
-                                duration.as_secs()
-                            )
-                            .into(),
-                            subject: Some(origin.into()),
-                        });
+                        let detail = format!(
+                            "{evidence}; it comes after every other mirror for {} s",
+                            duration.as_secs()
+                        );
+                        outcome.events.push(
+                            Event::new(Timestamp::now(), EventKind::OriginQuarantined, detail)
+                                .with_reason("bad_origin")
+                                .with_subject(origin.as_str()),
+                        );
                     }
                 }
             }
@@ -381,7 +377,7 @@ impl Cache {
                         self.drop_present(&id);
                         outcome.changed = true;
                         outcome.events.push(event(
-                            "content_corrupt",
+                            EventKind::ContentCorrupt,
                             Some("bit_rot"),
                             format!("the cached file {why}; fetching it again"),
                             &id,
@@ -417,9 +413,12 @@ impl Cache {
         }
         self.present.insert(id.clone(), size);
         outcome.changed = true;
-        outcome
-            .events
-            .push(event("downloaded", None, format!("{size} bytes"), id));
+        outcome.events.push(event(
+            EventKind::Downloaded,
+            None,
+            format!("{size} bytes"),
+            id,
+        ));
     }
 
     /// Stops fetching what is no longer wanted and deletes its partial file.
@@ -542,7 +541,7 @@ impl Cache {
                 Choice::NoMirror => {
                     // No URL at all: say so, and look again much later.
                     outcome.events.push(event(
-                        "download_failed",
+                        EventKind::DownloadFailed,
                         Some("no_mirror"),
                         "no usable URL: relative URLs need configured origins".into(),
                         id,
@@ -674,7 +673,7 @@ fn describe(issue: &Issue, now: Instant) -> CacheIssue {
             origin_serves_right,
             retry_at,
         } => CacheIssue {
-            kind: "bad_entry",
+            kind: CacheIssueKind::BadEntry,
             subject: id.to_string(),
             detail: format!(
                 "{url} serves bytes that do not match the signed entry (SHA-256 and size): \
@@ -689,7 +688,7 @@ fn describe(issue: &Issue, now: Instant) -> CacheIssue {
             evidence,
             until,
         } => CacheIssue {
-            kind: "bad_origin",
+            kind: CacheIssueKind::BadOrigin,
             subject: origin.clone(),
             detail: format!(
                 "quarantined: {evidence}. Tried only after every other mirror for {} s more",
@@ -700,13 +699,11 @@ fn describe(issue: &Issue, now: Instant) -> CacheIssue {
     }
 }
 
-fn event(kind: &'static str, reason: Option<&'static str>, detail: String, id: &AssetId) -> Event {
-    Event {
-        at: Timestamp::now(),
-        kind,
-        reason,
-        detail: detail.into(),
-        subject: Some(id.to_string().into()),
+fn event(kind: EventKind, reason: Option<&str>, detail: String, id: &AssetId) -> Event {
+    let event = Event::new(Timestamp::now(), kind, detail).with_subject(id.as_str());
+    match reason {
+        Some(reason) => event.with_reason(reason),
+        None => event,
     }
 }
 
@@ -782,8 +779,8 @@ mod tests {
             panic!("{:?}", outcome.events)
         };
         assert_eq!(
-            (refused.kind, refused.reason),
-            ("cache_full", Some("insufficient_space"))
+            (refused.kind, refused.reason.as_deref()),
+            (EventKind::CacheFull, Some("insufficient_space"))
         );
         assert!(
             refused.detail.contains("add up to more than"),

@@ -116,22 +116,7 @@ pub struct PlayItem {
     pub duration: Option<Duration>,
 }
 
-/// Whether a live item shows its stream or its fallback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LiveState {
-    Playing,
-    Fallback,
-}
-
-impl LiveState {
-    /// As the status says it (`live.state`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LiveState::Playing => "playing",
-            LiveState::Fallback => "fallback",
-        }
-    }
-}
+pub use phare_protocol::report::LiveState;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RenderEvent {

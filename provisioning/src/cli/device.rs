@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use phare_protocol::document::{Action, ImageFormat};
+use phare_protocol::report::CommandResponse;
 use phare_protocol::topics::Topics;
 use phare_provisioning::command::{self, Request};
 use phare_provisioning::enrol::{self, DeviceSpec};
 use phare_provisioning::keys::Keyring;
 use phare_provisioning::mosquitto::INSTALL_SCRIPT;
 use phare_provisioning::terminal::{MAX_SHOWN, printable};
-use serde_json::{Value, json};
 
 use super::flags::BrokerAuth;
 
@@ -136,7 +137,7 @@ fn volume(text: &str) -> Result<f64, String> {
 }
 
 pub async fn run(command: DeviceCommand) -> anyhow::Result<()> {
-    let (to, action, args, output) = match command {
+    let (to, action, output) = match command {
         DeviceCommand::Add {
             name,
             groups,
@@ -204,31 +205,33 @@ pub async fn run(command: DeviceCommand) -> anyhow::Result<()> {
             );
             return Ok(());
         }
-        DeviceCommand::Screenshot { to, output } => (to, "screenshot", json!({}), Some(output)),
-        DeviceCommand::Reboot(to) => (to, "reboot", json!({}), None),
-        DeviceCommand::Reload(to) => (to, "reload", json!({}), None),
-        DeviceCommand::DisplayOn(to) => (to, "display_on", json!({}), None),
-        DeviceCommand::DisplayOff(to) => (to, "display_off", json!({}), None),
-        DeviceCommand::SetVolume { to, volume } => {
-            (to, "set_volume", json!({ "volume": volume }), None)
+        DeviceCommand::Screenshot { to, output } => {
+            let format = ImageFormat::Png;
+            (to, Action::Screenshot { format }, Some(output))
         }
-        DeviceCommand::PurgeCache(to) => (to, "purge_cache", json!({}), None),
-        DeviceCommand::ReportNow(to) => (to, "report_now", json!({}), None),
+        DeviceCommand::Reboot(to) => (to, Action::Reboot, None),
+        DeviceCommand::Reload(to) => (to, Action::Reload, None),
+        DeviceCommand::DisplayOn(to) => (to, Action::DisplayOn, None),
+        DeviceCommand::DisplayOff(to) => (to, Action::DisplayOff, None),
+        DeviceCommand::SetVolume { to, volume } => (to, Action::SetVolume { volume }, None),
+        DeviceCommand::PurgeCache(to) => (to, Action::PurgeCache, None),
+        DeviceCommand::ReportNow(to) => (to, Action::ReportNow, None),
     };
-    let response = send(&to, action, args).await?;
+    let response = send(&to, action).await?;
     match output {
         Some(path) => {
             let (media_type, size) = command::save_screenshot(&response, &path)?;
             println!("wrote {} ({size} bytes, {media_type})", path.display());
         }
-        None => println!("{}: {action} done{}", to.name, details(&response)),
+        None => println!("{}: {} done{}", to.name, action.name(), details(&response)),
     }
     Ok(())
 }
 
 /// What an answer says beyond the usual fields, e.g. ` (purged_files 3)`.
-fn details(response: &Value) -> String {
+fn details(response: &CommandResponse) -> String {
     const USUAL: [&str; 5] = ["id", "ok", "action", "at", "error"];
+    let response = serde_json::to_value(response).expect("a response always serialises");
     let extra: Vec<String> = response
         .as_object()
         .into_iter()
@@ -244,7 +247,7 @@ fn details(response: &Value) -> String {
 }
 
 /// Sends one command and returns the device's answer if it is `ok`.
-async fn send(to: &Target, action: &str, args: Value) -> anyhow::Result<Value> {
+async fn send(to: &Target, action: Action) -> anyhow::Result<CommandResponse> {
     let keyring = Keyring::open(&to.keyring)?;
     let topics = match &to.prefix {
         Some(prefix) => Topics::new(prefix),
@@ -253,20 +256,20 @@ async fn send(to: &Target, action: &str, args: Value) -> anyhow::Result<Value> {
     let endpoint = to.auth.endpoint(&to.broker, &to.keyring);
     let request = Request {
         device: to.name.clone(),
-        action: action.to_string(),
-        args,
+        action,
     };
     let timeout = Duration::from_secs(to.timeout_s);
     let response = command::send(&endpoint, &topics, &keyring, &request, timeout, |spent| {
         eprintln!("waiting for {}… ({} s)", to.name, spent.as_secs())
     })
     .await?;
-    if response["ok"] != true {
+    if !response.ok {
         bail!(
-            "{} refused {action}: {}",
+            "{} refused {}: {}",
             to.name,
+            action.name(),
             printable(
-                response["error"].as_str().unwrap_or("no reason given"),
+                response.error.as_deref().unwrap_or("no reason given"),
                 MAX_SHOWN
             )
         );
