@@ -11,17 +11,19 @@ deps:
 build: deps
 	$(CARGO) build --bins
 
-# Plays the demo in a window (or headless where there is no display).
+# Plays the demo in a window (or headless where there is no display):
+# phare-demo runs the phare-player built beside it. DEMO_ARGS: its flags
+# (`./target/debug/phare-demo --help`), e.g. DEMO_ARGS="--duration-s 10".
 demo: build
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
-		./target/debug/phare demo $(DEMO_ARGS); \
+		./target/debug/phare-demo $(DEMO_ARGS); \
 	else \
 		echo "no display found: running headless"; \
-		./target/debug/phare demo --headless $(DEMO_ARGS); \
+		./target/debug/phare-demo --headless $(DEMO_ARGS); \
 	fi
 
 demo-headless: build
-	./target/debug/phare demo --headless $(DEMO_ARGS)
+	./target/debug/phare-demo --headless $(DEMO_ARGS)
 
 lint: deps
 	$(CARGO) fmt --all --check

@@ -10,7 +10,6 @@ pub mod agent;
 pub mod alarm;
 pub mod cache;
 pub mod clock;
-pub mod config;
 pub mod display;
 pub mod link;
 pub mod migrations;
@@ -21,20 +20,9 @@ pub mod render;
 pub mod report;
 pub mod simulate;
 pub mod store;
-pub mod tls;
 pub mod trust;
 pub mod watchdog;
 
-/// How Phare's programs end: a mistake (a bad config, a missing file) is a
-/// message naming it, never a backtrace, even with `RUST_BACKTRACE` set as
-/// some machines have it: the error and its causes on one line, exit
-/// status 1.
-pub fn exit_code(outcome: anyhow::Result<()>) -> std::process::ExitCode {
-    match outcome {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
+// The configuration schema and broker credentials live in `phare-common`,
+// which `phare` shares without linking GStreamer; their paths stay here.
+pub use phare_common::{config, tls};

@@ -18,6 +18,8 @@ use rand::Rng;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, oneshot};
 
+use phare_common::mqtt::disconnect;
+use phare_common::time::sleep_until_opt;
 use phare_protocol::broker::BrokerAddr;
 
 use crate::tls::{MqttAuth, mqtt_options};
@@ -364,9 +366,7 @@ async fn probe(config: &LinkConfig, broker: &BrokerAddr) -> bool {
         .await
         .unwrap_or(false);
     if up {
-        let _ = client.try_disconnect();
-        let flush = async { while eventloop.poll().await.is_ok() {} };
-        let _ = tokio::time::timeout(Duration::from_secs(1), flush).await;
+        disconnect(&client, &mut eventloop).await;
     }
     up
 }
@@ -448,9 +448,7 @@ async fn session(
                     Some(preferred) => {
                         let to = &config.brokers[preferred];
                         tracing::info!(from = %broker, %to, "a preferred broker is back: moving");
-                        let _ = client.try_disconnect();
-                        let flush = async { while eventloop.poll().await.is_ok() {} };
-                        let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
+                        disconnect(&client, &mut eventloop).await;
                         return ended(Ended::Preferred(preferred), format!("moving to {to}"));
                     }
                     None => next_probe = Some(tokio::time::Instant::now() + jittered(config.primary_retry)),
@@ -480,10 +478,8 @@ async fn session(
                         if let Some((topic, payload)) = last {
                             let _ = client.try_publish(topic, QoS::AtLeastOnce, true, payload);
                         }
-                        let _ = client.try_disconnect();
-                        // Drive the loop until the broker has our last words.
-                        let flush = async { while eventloop.poll().await.is_ok() {} };
-                        let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
+                        // The broker gets our last words before we go.
+                        disconnect(&client, &mut eventloop).await;
                     }
                     let _ = done.send(());
                     return SessionEnd::Shutdown;
@@ -505,13 +501,6 @@ fn subscribe(client: &AsyncClient, config: &LinkConfig) -> Result<(), rumqttc::C
 /// `period` give or take a quarter, so a fleet's probes spread out.
 fn jittered(period: Duration) -> Duration {
     period.mul_f64(0.75 + rand::rng().random::<f64>() / 2.0)
-}
-
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

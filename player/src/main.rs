@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
+use phare_common::files::{Access, write_atomic};
 use phare_player::agent::Agent;
 use phare_player::config::Config;
 use phare_player::render::Screenshots;
@@ -29,7 +30,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    phare_player::exit_code(run())
+    phare_common::exit_code(run())
 }
 
 fn run() -> anyhow::Result<()> {
@@ -123,10 +124,7 @@ fn write_screenshot(screenshots: &Screenshots, dir: &Path) -> anyhow::Result<Pat
     let stem = format!("screenshot-{}", jiff::Timestamp::now().as_millisecond());
     for (extension, bytes) in [("jpg", &shot.jpeg_thumbnail), ("png", &shot.png)] {
         let path = dir.join(format!("{stem}.{extension}"));
-        let partial = dir.join(format!(".{stem}.{extension}.partial"));
-        std::fs::write(&partial, bytes)
-            .and_then(|()| std::fs::rename(&partial, &path))
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_atomic(&path, bytes, Access::Public)?;
     }
     Ok(dir.join(format!("{stem}.png")))
 }

@@ -1,31 +1,14 @@
 //! The schema of `state.db`, as the ordered list of changes that made it.
 //!
-//! `PRAGMA user_version` counts the migrations a database has had; opening
-//! it applies the rest, each in its own transaction with the count, so a
-//! power cut leaves it at one version or the next. The first migration is
-//! the schema of the players that came before versioning (0.1): written
-//! with `IF NOT EXISTS`, it finds their tables there and changes nothing,
-//! and it runs the clean-ups they ran at every start, once.
-//!
-//! Invariant: a migration only adds (tables, columns with a default or
-//! nullable, rows), never renames or drops. A player rolled back to an
-//! older version (a system update that did not take) then still opens a
-//! database a newer one migrated: it warns and goes on.
-//!
-//! The collector of `phare pop collect` keeps its own file with its own
-//! list, through the same [`migrate`].
+//! [`migrate`] (in `phare-common`, which the collector of `phare pop
+//! collect` shares for its own file and list) applies them, each once,
+//! counted by `PRAGMA user_version`. The first migration is the schema of
+//! the players that came before versioning (0.1): written with `IF NOT
+//! EXISTS`, it finds their tables there and changes nothing, and it runs
+//! the clean-ups they ran at every start, once. A migration only adds, so
+//! a player rolled back to an older version still opens the database.
 
-use rusqlite::{Connection, TransactionBehavior};
-
-use crate::store::StoreError;
-
-/// One change of a schema, applied once.
-#[derive(Debug)]
-pub struct Migration {
-    /// What it brings, for the log.
-    pub brings: &'static str,
-    pub sql: &'static str,
-}
+pub use phare_common::sqlite::{Migration, migrate};
 
 /// `state.db`'s schema, oldest first: the store's documents, roots,
 /// command ids, proof of play and settings, the outbox, the cache index.
@@ -95,34 +78,10 @@ ALTER TABLE pop ADD COLUMN completed_plays INTEGER;
     },
 ];
 
-/// Brings `db` to the end of `migrations`. Each step reads the version and
-/// applies the next migration under the database's write lock, so that
-/// two connections opening it at once (a collector and a reader of its
-/// file) never apply one twice.
-pub fn migrate(db: &mut Connection, migrations: &[Migration]) -> Result<(), StoreError> {
-    loop {
-        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let applied: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        let applied = usize::try_from(applied).unwrap_or(0);
-        let Some(migration) = migrations.get(applied) else {
-            if applied > migrations.len() {
-                tracing::warn!(
-                    schema = applied,
-                    known = migrations.len(),
-                    "the database was migrated by a newer version: its additions are left alone"
-                );
-            }
-            return Ok(());
-        };
-        tx.execute_batch(migration.sql)?;
-        tx.pragma_update(None, "user_version", (applied + 1) as i64)?;
-        tx.commit()?;
-        tracing::info!(version = applied + 1, "{}", migration.brings);
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use rusqlite::Connection;
+
     use super::*;
     use crate::cache::index::{Index, State};
     use crate::outbox::Outbox;
@@ -177,40 +136,5 @@ mod tests {
             STATE.len() as i64,
             "every migration recorded"
         );
-    }
-
-    /// Two connections opening a new file at once: each migration is
-    /// applied once, by whichever takes the lock first.
-    #[test]
-    fn connections_opening_at_once_migrate_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        let openers: Vec<_> = (0..4)
-            .map(|_| {
-                let path = path.clone();
-                std::thread::spawn(move || {
-                    let mut db = Connection::open(path).unwrap();
-                    migrate(&mut db, STATE)
-                })
-            })
-            .collect();
-        for opener in openers {
-            opener.join().unwrap().unwrap();
-        }
-        let db = Connection::open(&path).unwrap();
-        assert_eq!(count(&db, "PRAGMA user_version"), STATE.len() as i64);
-    }
-
-    #[test]
-    fn migrations_run_once_and_a_newer_database_is_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut db = Connection::open(dir.path().join("state.db")).unwrap();
-        migrate(&mut db, STATE).unwrap();
-        // A second run would fail: the columns exist.
-        migrate(&mut db, STATE).unwrap();
-        assert_eq!(count(&db, "PRAGMA user_version"), STATE.len() as i64);
-        // Rolled back: an older player knows fewer migrations.
-        migrate(&mut db, &STATE[..1]).unwrap();
-        assert_eq!(count(&db, "PRAGMA user_version"), STATE.len() as i64);
     }
 }

@@ -9,7 +9,6 @@
 //! Drawing is cheap, and only redone when a layer changes: the clock once a
 //! minute, the ticker never (its strip only moves), alerts when set.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use embedded_graphics::mono_font::MonoTextStyle;
@@ -19,7 +18,8 @@ use embedded_graphics::prelude::*;
 use embedded_graphics::text::{Baseline, Text};
 use gstreamer as gst;
 use gstreamer_video as gst_video;
-use serde::Deserialize;
+
+pub use phare_common::config::OverlayConfig;
 
 /// Glyph cell of the font, in logical pixels.
 const GLYPH_W: u32 = 10;
@@ -91,18 +91,6 @@ pub fn enrolment_code(fleet: &str, device_id: &str) -> String {
         .map(|b| ALPHABET[usize::from(b % 32)] as char)
         .collect();
     format!("{}-{}", &chars[..4], &chars[4..])
-}
-
-/// `[overlay]`: what is drawn over the content.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OverlayConfig {
-    /// A clock (local time, HH:MM) in the top-right corner.
-    pub clock: bool,
-    /// A line of text scrolling along the bottom.
-    pub ticker: Option<String>,
-    /// An image (PNG/JPEG) in the top-left corner.
-    pub logo: Option<PathBuf>,
 }
 
 /// Integer factor from the logical grid to the canvas.

@@ -20,7 +20,7 @@ pub fn stopping() {
     notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
-fn notify(states: &[NotifyState]) {
+fn notify(states: &[NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(states) {
         tracing::warn!(error = %e, "cannot notify systemd");
     }

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use jiff::{SignedDuration, Timestamp};
+use phare_common::files::{Access, write_atomic};
 use phare_protocol::document::{Assignment, parse_document, validate_payload};
 use phare_protocol::members;
 use phare_protocol::{AssetEntry, AssetId, Envelope};
 use serde_json::{Value, json};
 
 use crate::connect::{Endpoint, retained};
-use crate::files::{Access, write_atomic};
 use crate::registry::check_name;
 
 /// The playlist of a new assignment, its default.

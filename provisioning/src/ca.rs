@@ -29,6 +29,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use jiff::{SignedDuration, Timestamp};
 use jiff::{ToSpan, tz::TimeZone};
+use phare_common::files::{Access, create_private_dir, write_atomic};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, RevokedCertParams,
@@ -42,7 +43,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 
-use crate::files::{Access, create_private_dir, write_atomic};
 use crate::revocation::{IssuedRecord, Ledger, Usage};
 
 /// The certificate name (and so the broker user) of the operator tool.

@@ -14,6 +14,8 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use jiff::{SignedDuration, Timestamp};
+use phare_common::files::{Access, write_atomic};
+use phare_common::mqtt::disconnect;
 use phare_protocol::document::Action;
 use phare_protocol::report::{CommandResponse, Status};
 use phare_protocol::topics::Topics;
@@ -21,8 +23,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rumqttc::{Event, Packet, QoS, SubscribeReasonCode};
 use serde_json::json;
 
-use crate::connect::{Endpoint, disconnect};
-use crate::files::{Access, write_atomic};
+use crate::connect::Endpoint;
 use crate::keys::Keyring;
 
 /// How long a command stays valid: long enough to cross a slow broker,

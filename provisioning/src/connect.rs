@@ -1,7 +1,7 @@
 //! The operator tool's broker connections: one place that turns a broker
 //! URL and credentials into a connected MQTT client, for every command.
 //!
-//! TLS and credentials are the player's own ([`phare_player::tls`]): the
+//! TLS and credentials are the player's ([`phare_common::tls`]): the
 //! operator trusts brokers exactly as devices do. Failures are told in the
 //! operator's words: unreachable, TLS refused (and why), not authorised.
 
@@ -9,11 +9,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use phare_player::tls::{MqttAuth, mqtt_options};
+use phare_common::mqtt::disconnect;
+use phare_common::tls::{MqttAuth, mqtt_options};
 use phare_protocol::broker::{BrokerAddr, parse_broker};
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Outgoing,
-    Packet, Publish, QoS, SubscribeReasonCode,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet,
+    Publish, QoS, SubscribeReasonCode,
 };
 
 use crate::ca::{TlsPaths, Tool};
@@ -267,19 +268,6 @@ pub async fn retained(
     }
     disconnect(&client, &mut eventloop).await;
     Ok(messages)
-}
-
-/// Leaves politely: the broker sees a DISCONNECT (and a TLS close), not
-/// a dropped connection. A broker that closes first is no failure.
-pub async fn disconnect(client: &AsyncClient, eventloop: &mut EventLoop) {
-    let _ = client.disconnect().await;
-    let goodbye = async {
-        while !matches!(
-            eventloop.poll().await,
-            Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)
-        ) {}
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
 }
 
 /// The first `E` in an error's chain, looking inside I/O errors too

@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, ensure};
 use jiff::Timestamp;
+use phare_common::files::{Access, create_private_dir, write_atomic};
 use phare_protocol::broker::parse_broker;
 use serde::Serialize;
 
 use crate::ca::FleetCa;
-use crate::files::{Access, create_private_dir, write_atomic};
 use crate::keys::Keyring;
 use crate::registry::{DeviceRecord, Registry, check_device_name, check_name};
 
@@ -127,7 +127,7 @@ pub fn add_device(
     create_private_dir(parent)?;
     let staging = parent.join(format!(".{}.{}.partial", spec.name, std::process::id()));
     let built = write_bundle(&staging, &keyring, spec, &ca, &issued).and_then(|()| {
-        phare_player::config::Config::load(&staging.join(CONFIG_FILE))
+        phare_common::config::Config::load(&staging.join(CONFIG_FILE))
             .context("the bundle's player.toml does not load")?;
         Ok(())
     });
@@ -257,7 +257,7 @@ pub(crate) mod tests {
         assert_eq!(enrolled.bundle, keys.join("devices/lobby-1"));
 
         let config =
-            phare_player::config::Config::load(&enrolled.bundle.join(CONFIG_FILE)).unwrap();
+            phare_common::config::Config::load(&enrolled.bundle.join(CONFIG_FILE)).unwrap();
         assert_eq!(config.device_id, "lobby-1");
         assert_eq!(config.fleet, "acme");
         assert_eq!(config.groups, ["lobby", "hall"]);

@@ -51,10 +51,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use phare_common::files::{Access, create_private_dir, write_atomic};
 use phare_protocol::topics::Topics;
 
 use crate::ca::{FleetCa, OPERATOR_NAME, Tool};
-use crate::files::{Access, create_private_dir, write_atomic};
 use crate::keys::Keyring;
 use crate::registry::{Registry, check_name};
 
@@ -351,7 +351,7 @@ mod tests {
     use std::time::Duration;
 
     use jiff::Timestamp;
-    use phare_player::tls::MqttAuth;
+    use phare_common::tls::MqttAuth;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     use rustls::server::WebPkiClientVerifier;
@@ -614,7 +614,7 @@ mod tests {
     fn devices_and_the_operator_complete_mutual_tls_with_the_broker() {
         let world = world("acme");
         let server = server_config(&world.broker);
-        let device = phare_player::config::Config::load(&world.bundle.join(CONFIG_FILE)).unwrap();
+        let device = phare_common::config::Config::load(&world.bundle.join(CONFIG_FILE)).unwrap();
         for host in ["127.0.0.1", "broker.example"] {
             handshake(server.clone(), device.mqtt.client_config().unwrap(), host).unwrap();
         }
@@ -646,9 +646,9 @@ mod tests {
     fn another_fleets_certificates_are_refused_both_ways() {
         let (ours, theirs) = (world("acme"), world("rival"));
         let our_device =
-            phare_player::config::Config::load(&ours.bundle.join(CONFIG_FILE)).unwrap();
+            phare_common::config::Config::load(&ours.bundle.join(CONFIG_FILE)).unwrap();
         let their_device =
-            phare_player::config::Config::load(&theirs.bundle.join(CONFIG_FILE)).unwrap();
+            phare_common::config::Config::load(&theirs.bundle.join(CONFIG_FILE)).unwrap();
         // Their device, trusting our CA for the server but holding their
         // certificate: our broker refuses it.
         let mut intruder = their_device.mqtt.clone();

@@ -17,17 +17,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use phare_common::mqtt::disconnect;
+use phare_common::sqlite::{Migration, migrate};
 use phare_protocol::report::{PlayBatch, PopAck};
 use phare_protocol::topics::Topics;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use rusqlite::{Connection, params};
 
-use phare_player::migrations::{Migration, migrate};
-
-use crate::connect::{Endpoint, disconnect};
+use crate::connect::Endpoint;
 use crate::terminal::{MAX_SHOWN, printable, without_controls};
 
-/// The collector's schema, oldest first (see `phare_player::migrations`).
+/// The collector's schema, oldest first (see `phare_common::sqlite`).
 const SCHEMA: &[Migration] = &[
     Migration {
         brings: "the plays table of phare 0.1",

@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use phare_common::mqtt::disconnect;
 use phare_protocol::Envelope;
 use phare_protocol::topics::Topics;
 use rumqttc::{Event, Packet, QoS};
 
-use crate::connect::{Endpoint, disconnect};
+use crate::connect::Endpoint;
 
 /// Where an envelope goes: its topic, and whether the broker retains it.
 #[derive(Debug, Clone, PartialEq, Eq)]

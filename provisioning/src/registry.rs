@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use jiff::Timestamp;
+use phare_common::files::{Access, write_atomic};
 use phare_protocol::topics::is_topic_level;
 use serde::{Deserialize, Serialize};
 
 use crate::ca::Tool;
-use crate::files::{Access, write_atomic};
 
 /// One enrolled device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

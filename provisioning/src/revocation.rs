@@ -19,9 +19,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use jiff::{SignedDuration, Timestamp};
+use phare_common::files::{Access, write_atomic};
 use serde::{Deserialize, Serialize};
-
-use crate::files::{Access, write_atomic};
 
 /// How far back a list is dated (see the module documentation).
 const BACKDATE: SignedDuration = SignedDuration::from_hours(24);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use phare_provisioning::media::write_custom;
+use phare_demo::media::write_custom;
 use phare_tests::render::cpu_and_peak_rss;
 use phare_tests::*;
 

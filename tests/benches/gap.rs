@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
+use phare_demo::media::{write_png, write_video_at};
 use phare_player::display::{DisplayConfig, VideoSink};
 use phare_player::render::{
     MediaKind, OverlayConfig, PlayItem, RenderEvent, RenderSettings, Renderer, StatusScreen,
 };
-use phare_provisioning::media::{write_png, write_video_at};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;

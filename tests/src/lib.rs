@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 pub mod cache;
 pub mod render;
 
+pub use phare_demo::origin::Origin;
 pub use phare_provisioning::keys::InitSpec as KeySpec;
-pub use phare_provisioning::origin::Origin;
 pub use phare_provisioning::publish::route_for;
 
 /// Generous: a loaded CI machine is slow, and these are not benchmarks.
@@ -279,14 +279,14 @@ impl Fleet {
     /// Writes a short test video into the media directory.
     pub fn video(&self, name: &str, pattern: &str) -> PathBuf {
         let path = self.media_dir().join(name);
-        phare_provisioning::media::write_video(&path, 1, 320, 240, pattern, name).unwrap();
+        phare_demo::media::write_video(&path, 1, 320, 240, pattern, name).unwrap();
         path
     }
 
     /// Writes a still image into the media directory.
     pub fn image(&self, name: &str, pattern: &str) -> PathBuf {
         let path = self.media_dir().join(name);
-        phare_provisioning::media::write_png(&path, 320, 240, pattern, name).unwrap();
+        phare_demo::media::write_png(&path, 320, 240, pattern, name).unwrap();
         path
     }
 

@@ -230,7 +230,7 @@ pub struct HlsChannel {
 enum HlsEncoding {
     /// Encodes as long as it is kept.
     GStreamer {
-        _pipeline: phare_provisioning::media::LiveHls,
+        _pipeline: phare_demo::media::LiveHls,
     },
     Ffmpeg(std::process::Child),
 }
@@ -252,7 +252,7 @@ impl HlsChannel {
         let dir = tempfile::tempdir().unwrap();
         let encoding = match encoder {
             HlsEncoder::GStreamer => HlsEncoding::GStreamer {
-                _pipeline: phare_provisioning::media::LiveHls::start(dir.path(), 320, 180, pattern)
+                _pipeline: phare_demo::media::LiveHls::start(dir.path(), 320, 180, pattern)
                     .unwrap(),
             },
             HlsEncoder::FfmpegTs | HlsEncoder::FfmpegFmp4 => {

@@ -21,9 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use phare_common::mqtt::disconnect;
 use phare_player::tls::MqttAuth;
 use phare_protocol::topics::Topics;
-use phare_provisioning::connect::{Endpoint, disconnect};
+use phare_provisioning::connect::Endpoint;
 use phare_provisioning::enrol::{CONFIG_FILE, DeviceSpec, add_device, revoke_device};
 use phare_provisioning::keys::{InitSpec, Keyring};
 use phare_provisioning::mosquitto::{

@@ -101,7 +101,7 @@ impl ContentStore {
     }
 
     /// Whether the verified file still hashes to its name. Blocking.
-    pub fn is_intact(&self, id: &AssetId, pace: Option<&Pace>) -> std::io::Result<bool> {
+    pub fn is_intact(&self, id: &AssetId, pace: Option<&Pace<'_>>) -> std::io::Result<bool> {
         let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
         hash_prefix(&self.path(id), u64::MAX, &mut digest, pace)?;
         Ok(AssetId::from_digest(digest.finish().as_ref()) == *id)
@@ -121,7 +121,7 @@ pub fn hash_prefix(
     path: &Path,
     len: u64,
     digest: &mut ring::digest::Context,
-    pace: Option<&Pace>,
+    pace: Option<&Pace<'_>>,
 ) -> std::io::Result<u64> {
     let mut file = std::fs::File::open(path)?.take(len);
     let mut buffer = vec![0; 1 << 16];

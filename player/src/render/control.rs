@@ -13,7 +13,7 @@ use super::output::Output;
 use super::producer::{Context, Producer, Source};
 use super::timeline::Timeline;
 use super::{MediaKind, Msg, PlayItem, RenderEvent, RenderSettings, lock};
-use crate::display::Rotation;
+use crate::display::{Rotation, frame_duration};
 use crate::overlay::{self, StatusScreen};
 
 /// A file item that pushes no frame for this long is stuck (some demuxers
@@ -174,7 +174,7 @@ impl Control {
             sink: self.settings.sink,
             audio: display.audio,
             volume: display.volume,
-            frame: display.frame_duration(),
+            frame: frame_duration(display),
             live_timeout: gst::ClockTime::try_from(display.live_fallback_timeout())
                 .unwrap_or(gst::ClockTime::from_seconds(3)),
         }

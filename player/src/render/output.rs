@@ -27,7 +27,7 @@ use tracing::{error, info, warn};
 use super::drm;
 use super::timeline::Timeline;
 use super::{RenderError, RenderSettings, lock, make};
-use crate::display::{DisplayConfig, Rotation};
+use crate::display::{DisplayConfig, Rotation, flip_method};
 use crate::overlay::{AlertOverlay, Canvas, Painter};
 
 /// Frames the output appsrc may hold. Small, so that backpressure reaches
@@ -209,7 +209,7 @@ impl Output {
             self.overlay.link(&self.convert)
         } else {
             self.flip
-                .set_property("video-direction", self.rotation.method());
+                .set_property("video-direction", flip_method(self.rotation));
             gst::Element::link_many([&self.overlay, &self.flip, &self.convert])
         };
         linked.map_err(|e| RenderError::Pipeline(e.to_string()))?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use jiff::{SignedDuration, Timestamp};
-use phare_player::tls::MqttAuth;
+use phare_common::tls::MqttAuth;
 use phare_protocol::topics::Topics;
 use phare_provisioning::authoring::{self, Change, Skeleton, Stamp};
 use phare_provisioning::connect::Endpoint;

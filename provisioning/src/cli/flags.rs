@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use phare_player::tls::MqttAuth;
+use phare_common::tls::MqttAuth;
 use phare_provisioning::ca::Tool;
 use phare_provisioning::connect::Endpoint;
 use phare_provisioning::keys::Keyring;

@@ -1,4 +1,4 @@
-//! An embedded MQTT broker (rumqttd) for `phare demo`, so the demo needs
+//! An embedded MQTT broker (rumqttd) for `phare-demo`, so the demo needs
 //! nothing installed. Fleets use a real broker (Mosquitto, EMQX, …).
 
 use std::net::{SocketAddr, TcpListener};

@@ -1,4 +1,4 @@
-//! Test and demo media, generated with GStreamer so `phare demo` and the
+//! Test and demo media, generated with GStreamer so `phare-demo` and the
 //! end-to-end tests need no fixture files: H.264 MP4 clips and PNG stills
 //! showing a `videotestsrc` pattern with a big label burnt in, so whoever
 //! watches a demo screen can tell which item is playing.
@@ -287,7 +287,7 @@ mod tests {
 /// EncodeFrame(), cmInitParaError.` on stderr each time GStreamer's
 /// `openh264enc` drains it at the end of a video: every frame was written
 /// and the file is sound, but the line alarms whoever reads the output of
-/// `phare demo`. While videos are encoded, stderr passes through a filter
+/// `phare-demo`. While videos are encoded, stderr passes through a filter
 /// that drops that line and forwards everything else as it comes.
 mod encoder_drain {
     use std::fs::File;

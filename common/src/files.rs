@@ -1,10 +1,11 @@
 //! Writing files whole or not at all.
 //!
-//! Every file the operator tool hands to a device or a broker is written
-//! to a temporary sibling, synced, and renamed over its name: a crash or a
-//! full disk never leaves half a certificate behind. Secrets are created
-//! with mode 0600 from the first byte (never chmod-ed after the fact, when
-//! they would already have been readable for a moment).
+//! A file is written to a temporary sibling, synced, and renamed over its
+//! name: a crash or a full disk never leaves half a certificate (the
+//! operator tool's files for devices and brokers) or half a screenshot (the
+//! player's) behind. Secrets are created with mode 0600 from the first byte
+//! (never chmod-ed after the fact, when they would already have been
+//! readable for a moment).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

@@ -3,6 +3,9 @@
 //! Unknown keys are errors, not silently ignored: a misspelt key on a
 //! screen nobody looks at would otherwise fail quietly for months. Errors
 //! name the key and its line, as `toml` reports them.
+//!
+//! Shared with `phare`, which checks the bundles it writes for devices
+//! with this very parser.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +14,6 @@ use phare_protocol::topics::{Topics, is_topic_level};
 use serde::Deserialize;
 
 use crate::display::{DisplayConfig, VideoSink};
-use crate::overlay::OverlayConfig;
 use crate::tls::MqttAuth;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +65,18 @@ pub struct Config {
     /// Broker credentials: TLS CA, client certificate, or a password.
     #[serde(default)]
     pub mqtt: MqttAuth,
+}
+
+/// `[overlay]`: what is drawn over the content.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OverlayConfig {
+    /// A clock (local time, HH:MM) in the top-right corner.
+    pub clock: bool,
+    /// A line of text scrolling along the bottom.
+    pub ticker: Option<String>,
+    /// An image (PNG/JPEG) in the top-left corner.
+    pub logo: Option<PathBuf>,
 }
 
 /// `[cache]`: how much disk the content may take and how it is fetched.
@@ -257,8 +271,7 @@ impl Config {
             .check()
             .map_err(|(key, message)| invalid(key, message))?;
         for origin in &config.origins {
-            let ok =
-                reqwest::Url::parse(origin).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            let ok = url::Url::parse(origin).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
             if !ok {
                 return Err(invalid(
                     "origins",

@@ -1,6 +1,15 @@
-//! `phare demo`: the whole product on one laptop. An embedded broker, an
-//! embedded origin, generated media, fresh keys, a signed assignment
-//! published, and the real `phare-player` playing it.
+//! `phare-demo` (`make demo`): the whole product on one laptop. An
+//! embedded broker, an embedded origin, generated media, fresh keys, a
+//! signed assignment published with the operator tool's own code, and the
+//! real `phare-player` playing it.
+//!
+//! Apart from `phare`, so that the operator tool links no GStreamer and
+//! no embedded broker or web server: those are the demo's and the tests'
+//! ([`media`], [`broker`], [`origin`]).
+
+pub mod broker;
+pub mod media;
+pub mod origin;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -8,15 +17,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use jiff::{SignedDuration, Timestamp};
-
+use phare_common::time::sleep_until_opt;
 use phare_protocol::report::Status;
+use phare_provisioning::asset::entry_for;
+use phare_provisioning::authoring::{Skeleton, Stamp, add_asset, new_assignment, stamp};
+use phare_provisioning::keys::{InitSpec, Keyring};
+use phare_provisioning::publish::{publish, route_for};
 
-use crate::asset::entry_for;
-use crate::authoring::{Skeleton, Stamp, add_asset, new_assignment, stamp};
-use crate::keys::{InitSpec, Keyring};
 use crate::origin::Origin;
-use crate::publish::{publish, route_for};
-use crate::{broker, media};
 
 pub struct DemoOptions {
     /// Render to a fake sink and only print status lines.
@@ -39,7 +47,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let media_dir = dir.join("media");
     std::fs::create_dir_all(&media_dir)?;
 
-    println!("phare demo: generating media in {}", media_dir.display());
+    println!("phare-demo: generating media in {}", media_dir.display());
     let clips = [
         ("welcome.mp4", "smpte", "Welcome to Phare"),
         ("notice.png", "pinwheel", "Lobby notice — café à 10h"),
@@ -57,7 +65,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let broker = broker::start_embedded()?;
     let broker_url = format!("mqtt://{broker}");
     let origin = Origin::serve(&media_dir, "127.0.0.1:0".parse()?).await?;
-    println!("phare demo: broker {broker_url}, origin {}", origin.url());
+    println!("phare-demo: broker {broker_url}, origin {}", origin.url());
 
     let keys_dir = dir.join("keys");
     if keys_dir.exists() {
@@ -96,7 +104,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     )
     .await?;
     println!(
-        "phare demo: published a signed assignment of {} items",
+        "phare-demo: published a signed assignment of {} items",
         clips.len()
     );
 
@@ -123,7 +131,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", player_bin.display()))?;
-    println!("phare demo: player started ({sink} sink). Ctrl-C stops everything.");
+    println!("phare-demo: player started ({sink} sink). Ctrl-C stops everything.");
 
     let status_path = data_dir.join("status.json");
     let mut last_line = String::new();
@@ -143,7 +151,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
             }
         }
     }
-    println!("phare demo: stopping");
+    println!("phare-demo: stopping");
     if let Some(pid) = player.id() {
         // SIGTERM: the player stops cleanly and says it went offline.
         let _ = std::process::Command::new("kill")
@@ -160,14 +168,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A binary installed next to this one (`phare-player` beside `phare`).
+/// A binary installed next to this one (`phare-player` beside
+/// `phare-demo`).
 fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe
