@@ -1,4 +1,4 @@
-//! The device configuration (`/etc/phare/player.toml`, DESIGN.md §8).
+//! The device configuration (`/etc/phare/player.toml`, ARCHITECTURE.md).
 //!
 //! Unknown keys are errors, not silently ignored: a misspelt key on a
 //! screen nobody looks at would otherwise fail quietly for months. Errors

@@ -1,6 +1,6 @@
 //! How the device (and the operator tool) authenticate to brokers:
 //! TLS with the server verified against the fleet's CA, a client
-//! certificate for mutual TLS, or a username and password (DESIGN.md §8).
+//! certificate for mutual TLS, or a username and password (ARCHITECTURE.md).
 //!
 //! One rustls provider only: ring. Secrets are read from files here and
 //! never logged; errors name the file, not its content. Credentials go to

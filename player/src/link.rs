@@ -1,5 +1,5 @@
 //! The MQTT link: one broker at a time, failover down the configured list,
-//! exponential backoff with jitter (DESIGN.md §4).
+//! exponential backoff with jitter (docs/protocol.md §3).
 //!
 //! The decision of which broker to try next and how long to wait lives in
 //! the I/O-free [`Failover`]; the task around it only drives rumqttc. The
@@ -29,6 +29,10 @@ use crate::tls::{MqttAuth, mqtt_options};
 /// instead of tearing down the connection (rumqttc's default limit is
 /// 10 KiB). Together with [`EVENT_QUEUE`] it bounds what a hostile broker
 /// can make the device hold.
+/// How long a shutdown waits for the link to publish the last status and
+/// leave: a broker that does not answer must not hold up a systemd stop.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+
 const MAX_INCOMING_PACKET: usize = 2 * 1024 * 1024;
 /// rumqttc refuses to encode a larger packet, and a refused publish would
 /// fail the connection: [`fits_in_packet`] keeps such messages out.
@@ -262,7 +266,7 @@ impl Link {
     pub async fn shutdown(&self, last: Option<(String, Vec<u8>)>) {
         let (done, wait) = oneshot::channel();
         if self.requests.send(Request::Shutdown { last, done }).is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(3), wait).await;
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, wait).await;
         }
     }
 }

@@ -40,7 +40,7 @@ const STATUS_BG: Bgra = [60, 35, 20, 255];
 const WHITE: Rgb888 = Rgb888::WHITE;
 const YELLOW: Rgb888 = Rgb888::new(255, 220, 80);
 
-/// An alert shown over everything until cleared (DESIGN.md §6).
+/// An alert shown over everything until cleared (docs/protocol.md §8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertOverlay {
     pub message: String,
@@ -55,7 +55,7 @@ pub enum AlertStyle {
     Banner,
 }
 
-/// What the screen says when there is nothing to play (DESIGN.md §8).
+/// What the screen says when there is nothing to play (ARCHITECTURE.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatusScreen {
     pub device_id: String,

@@ -66,14 +66,6 @@ impl Default for RejectionBudget {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a reader sees the old or the new
-/// file, never a torn one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
 /// Free space on the file system holding `path`.
 pub fn free_bytes(path: &Path) -> u64 {
     fs4::available_space(path).unwrap_or(0)

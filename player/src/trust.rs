@@ -1,5 +1,5 @@
 //! What the device believes: the current root and the verification of every
-//! document against it (DESIGN.md §3). Pure decisions; the agent persists
+//! document against it (docs/protocol.md §5–§6). Pure decisions; the agent persists
 //! what this module accepts and supplies the trusted time.
 
 use std::collections::BTreeMap;

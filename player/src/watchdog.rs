@@ -1,4 +1,4 @@
-//! The service manager's side of the player (DESIGN.md §8): READY once
+//! The service manager's side of the player (ARCHITECTURE.md): READY once
 //! the agent plays, STOPPING on shutdown, and the watchdog, pinged from
 //! the agent's own loop so that a hung loop gets the player restarted
 //! (`Type=notify`, `WatchdogSec=` in player/debian/phare-player.service).

@@ -1,4 +1,4 @@
-//! The signed documents (DESIGN.md §3, §5) as serde types, with the checks
+//! The signed documents (docs/protocol.md §5–§7) as serde types, with the checks
 //! that need nothing but the document itself: shape, caps, ids and URLs.
 //!
 //! Unknown fields are tolerated so that an older player accepts documents
@@ -486,7 +486,7 @@ impl Assignment {
 }
 
 /// A message shown over everything until it expires or a higher version
-/// of the same alert with `active: false` clears it (DESIGN.md §6).
+/// of the same alert with `active: false` clears it (docs/protocol.md §8).
 /// Alerts are independent: each `id` has its own retained topic and
 /// version stream, and a screen shows the active alert of highest
 /// `priority` (then the newest) among those that target it.

@@ -1,4 +1,4 @@
-//! DSSE envelopes ("Dead Simple Signing Envelope", JSON form), DESIGN.md §2.
+//! DSSE envelopes ("Dead Simple Signing Envelope", JSON form), docs/protocol.md §4.
 //!
 //! The signature covers `PAE(payloadType, payload)`, never the JSON around
 //! it, so re-encoding the envelope cannot change what was signed. The payload

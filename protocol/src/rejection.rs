@@ -1,5 +1,5 @@
 //! Why a document was refused. Each reason has a stable machine-readable
-//! code (DESIGN.md §3) that devices put in their events.
+//! code (docs/protocol.md §13) that devices put in their events.
 
 /// A refused document, with its reason code and a human explanation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,4 +1,4 @@
-//! What plays when (DESIGN.md §5): pure, no I/O and no clock reads. Given an
+//! What plays when (docs/protocol.md §7): pure, no I/O and no clock reads. Given an
 //! assignment and an instant, it says which playlist plays, whether the
 //! screen is powered, and the next instant at which either changes, so the
 //! agent can sleep until exactly then instead of polling.

@@ -1,4 +1,4 @@
-//! MQTT topic names (DESIGN.md §4). Every topic lives under a prefix,
+//! MQTT topic names (docs/protocol.md §3). Every topic lives under a prefix,
 //! `phare/<fleet>/` by default.
 
 use crate::document::Target;

@@ -1,4 +1,4 @@
-//! Signature thresholds and root rotation (DESIGN.md §2–§3).
+//! Signature thresholds and root rotation (docs/protocol.md §4–§5).
 //!
 //! A role is satisfied when at least `threshold` distinct keys of that role
 //! produced a valid signature over the envelope's PAE. Signatures by keys

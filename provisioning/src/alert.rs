@@ -1,4 +1,4 @@
-//! Alerts as the operator sends them (DESIGN.md §6): each has its own id,
+//! Alerts as the operator sends them (docs/protocol.md §8): each has its own id,
 //! topic and versions, so sending or clearing one never touches another,
 //! and before it goes out the operator learns which screens it reaches.
 

@@ -1,4 +1,4 @@
-//! Signed asset entries (DESIGN.md §5): what `phare asset add` prints.
+//! Signed asset entries (docs/protocol.md §7): what `phare asset add` prints.
 
 use std::io::Read;
 use std::path::Path;

@@ -1,5 +1,5 @@
 //! `phare device <action>`: one signed command to one screen, and its
-//! answer (DESIGN.md §6).
+//! answer (docs/protocol.md §9).
 //!
 //! The exchange: subscribe to the device's status and response topics;
 //! read its retained status (an offline screen is reported, not waited

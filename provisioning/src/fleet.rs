@@ -1,6 +1,6 @@
 //! `phare fleet status`: which screens are online, what they play, and
 //! which are not ready yet (content still downloading, or refused for lack
-//! of space), read from the devices' retained status (DESIGN.md §7).
+//! of space), read from the devices' retained status (docs/protocol.md §10).
 //!
 //! A status counts for the device its topic names: the broker's ACL lets
 //! a screen publish its own status only, but the payload says what its

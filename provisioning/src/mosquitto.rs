@@ -2,7 +2,7 @@
 //!
 //! Mutual TLS with the fleet CA, the certificate's common name as the
 //! username, and an ACL that gives each device exactly its own topics
-//! (DESIGN.md §4): a stolen screen reads its own assignments and nothing
+//! (docs/protocol.md §3): a stolen screen reads its own assignments and nothing
 //! else, and cannot speak for another screen. Two more things cut a stolen
 //! screen off from the others:
 //!
@@ -58,7 +58,7 @@ use crate::ca::{FleetCa, OPERATOR_NAME, Tool};
 use crate::keys::Keyring;
 use crate::registry::{Registry, check_name};
 
-/// The largest signed envelope (DESIGN.md §2).
+/// The largest signed envelope (docs/protocol.md §4).
 const MAX_PAYLOAD: usize = 1 << 20;
 /// Topic name, fixed header and MQTT 5 properties on top of the payload.
 const PACKET_OVERHEAD: usize = 64 << 10;

@@ -1,4 +1,4 @@
-//! Proof-of-play collection on the operator side (DESIGN.md §7).
+//! Proof-of-play collection on the operator side (docs/protocol.md §12).
 //!
 //! `phare pop collect` is a durable subscriber: a persistent MQTT session
 //! (so batches published while it is away wait at the broker), manual

@@ -1,5 +1,5 @@
 //! Publishing signed documents to a broker on the topic their content calls
-//! for (DESIGN.md §4): retained for roots, assignments and alerts (a device
+//! for (docs/protocol.md §3): retained for roots, assignments and alerts (a device
 //! that connects later must find them), not for commands (used once).
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! `boot`: process start to first rendered frame, from the cache, with no
-//! network reachable (DESIGN.md §10). Writes target/bench/boot.json.
+//! network reachable (docs/protocol.md §15). Writes target/bench/boot.json.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 //! `cache`: fetch and verify 1 GiB of content from a loopback origin
-//! (DESIGN.md §10), next to `curl -o` + `sha256sum` of the same files in the
+//! (docs/protocol.md §15), next to `curl -o` + `sha256sum` of the same files in the
 //! same run. Also the player's peak RSS (VmHWM) after a small fetch and
 //! after the large one: it must not grow with the amount fetched. Writes
 //! target/bench/cache.json.

@@ -1,4 +1,4 @@
-//! `cpu`: what the player costs on top of decoding (DESIGN.md §10). The
+//! `cpu`: what the player costs on top of decoding (docs/protocol.md §15). The
 //! release `phare-player` plays a 60 s 1080p30 H.264 clip from its cache,
 //! with no network, on a 1920x1080@30 output to `fakesink sync=true`; in
 //! the same run `gst-launch-1.0 playbin` plays the same file to the same

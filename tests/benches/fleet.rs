@@ -1,7 +1,7 @@
 //! `fleet`: N simulated devices (`phare-player --simulate`: the real link,
 //! trust, store and cache, no screen) on one local Mosquitto. One group
 //! assignment is published; reported is the time until each device says
-//! it is active, p50/p99, and memory per device (DESIGN.md §10): the
+//! it is active, p50/p99, and memory per device (docs/protocol.md §15): the
 //! resident memory of the simulating processes over the devices they run.
 //!
 //! `make bench-fleet` runs 1000 devices; `FLEET_DEVICES=10000 make

@@ -1,4 +1,4 @@
-//! `gap`: what the screen shows between two items (DESIGN.md §10). A
+//! `gap`: what the screen shows between two items (docs/protocol.md §15). A
 //! 20-item playlist (same-format clips, clips of other sizes and rates,
 //! stills; one second each) played once round and into its first item
 //! again by Phare's renderer, and in the same run the naive way (a new

@@ -8,7 +8,7 @@
 //! `SOAK_HOURS` (default 0.05: three minutes, for CI) sets the length.
 //! The data directory is a 96 MiB tmpfs of its own, so filling it fills
 //! nothing else: run as root (CI) or with sudo. Writes
-//! `target/bench/soak.json` (DESIGN.md §10).
+//! `target/bench/soak.json` (docs/protocol.md §15).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

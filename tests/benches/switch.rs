@@ -1,7 +1,7 @@
 //! `switch`: how fast a screen obeys. Latency from publishing an alert to
 //! the player showing it, and from publishing a new assignment whose assets
 //! are already cached to its first rendered frame; p50/p95 over 20 trials
-//! each (DESIGN.md §10). Writes target/bench/switch.json.
+//! each (docs/protocol.md §15). Writes target/bench/switch.json.
 //!
 //! "Shown" is read from the player's status.json, which it writes right
 //! after handing the alert to the renderer (drawn on the next frame, at most

@@ -861,7 +861,7 @@ pub fn assert_played(seen: &[(u64, String)], file: &Path) {
     );
 }
 
-/// Writes a benchmark's results to `target/bench/<name>.json` (DESIGN.md §10).
+/// Writes a benchmark's results to `target/bench/<name>.json` (docs/protocol.md §15).
 pub fn write_bench_report(name: &str, report: &Value) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&dir).unwrap();

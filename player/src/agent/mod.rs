@@ -8,6 +8,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use phare_common::files::{Access, write_atomic};
+use phare_common::time::sleep_until_opt;
 use phare_protocol::Envelope;
 use phare_protocol::report::{CommandResponse, Status};
 use phare_protocol::topics::Topics;
@@ -25,7 +27,6 @@ use crate::render::{
     MediaKind, PlayItem, RenderEvent, RenderSettings, Renderer, Screenshots, StatusScreen,
     ThumbnailFormat,
 };
-use crate::report;
 use crate::store::Store;
 use crate::trust::{Identity, PlaylistItem, Trust};
 
@@ -280,8 +281,8 @@ impl Agent {
             Effect::PublishStatus => {
                 let json = self.status(now).to_json();
                 let path = self.config.data_dir.join("status.json");
-                if let Err(e) = report::write_atomically(&path, &json) {
-                    tracing::error!(error = %e, "writing status.json");
+                if let Err(e) = write_atomic(&path, &json, Access::Public) {
+                    tracing::error!(error = format!("{e:#}"), "writing status.json");
                 }
                 self.link
                     .publish_retained(self.topics.status(&self.config.device_id), json);
@@ -468,13 +469,6 @@ impl Agent {
                 tracing::error!(error = %e, "running the reboot command");
             }
         });
-    }
-}
-
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Screenshots: the last frame that reached the sink, encoded as a PNG and
-//! as reduced PNG or JPEG thumbnails (DESIGN.md §6: at most 512 KiB).
+//! as reduced PNG or JPEG thumbnails (docs/protocol.md §9: at most 512 KiB).
 //!
 //! Where the sink blends the overlays itself (GPU sinks), the frame carries
 //! them as a composition meta; they are blended into a copy here, so the
