@@ -32,8 +32,21 @@ impl Access {
     }
 }
 
-/// Writes `bytes` to `path` atomically (replacing any file there).
+/// Writes `bytes` to `path` atomically (replacing any file there), and
+/// durably: synced, and the rename too, before it returns.
 pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> anyhow::Result<()> {
+    write_whole(path, bytes, access, true)
+}
+
+/// Like [`write_atomic`], without waiting for the disk: for a file
+/// rewritten often whose last version a power cut may cost (the player's
+/// `status.json`, a copy of what it publishes). A sync there would stall
+/// the player's loop on a slow SD card at every status.
+pub fn replace_file(path: &Path, bytes: &[u8], access: Access) -> anyhow::Result<()> {
+    write_whole(path, bytes, access, false)
+}
+
+fn write_whole(path: &Path, bytes: &[u8], access: Access, durable: bool) -> anyhow::Result<()> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = path
         .parent()
@@ -48,17 +61,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> anyhow::Result
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
-    let written = (|| {
+    let written = (|| -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(access.mode())
             .open(&temp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         std::fs::rename(&temp, path)?;
-        // The rename itself must survive a power cut.
-        std::fs::File::open(dir)?.sync_all()
+        if durable {
+            // The rename itself must survive a power cut.
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&temp);

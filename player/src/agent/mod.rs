@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use phare_common::files::{Access, write_atomic};
+use phare_common::files::{Access, replace_file};
 use phare_common::time::sleep_until_opt;
 use phare_protocol::Envelope;
 use phare_protocol::report::{CommandResponse, Status};
@@ -281,7 +281,7 @@ impl Agent {
             Effect::PublishStatus => {
                 let json = self.status(now).to_json();
                 let path = self.config.data_dir.join("status.json");
-                if let Err(e) = write_atomic(&path, &json, Access::Public) {
+                if let Err(e) = replace_file(&path, &json, Access::Public) {
                     tracing::error!(error = format!("{e:#}"), "writing status.json");
                 }
                 self.link
