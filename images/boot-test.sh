@@ -153,7 +153,7 @@ preload() {
                          {asset: ($still[0] | keys[0]), duration_ms: 3000}]},
       default_playlist: "main"}' >"$work/assignment.json"
   "$phare" sign --keyring "$work/keys" "$work/assignment.json" -o "$work/assignment.env.json"
-  "$phare" publish --broker "mqtt://127.0.0.1:$broker_port" "$work/assignment.env.json" >/dev/null
+  "$phare" publish --keyring "$work/keys" --broker "mqtt://127.0.0.1:$broker_port" "$work/assignment.env.json" >/dev/null
 
   mkdir -p "$work/host"
   cat >"$work/host/player.toml" <<EOF
@@ -335,7 +335,7 @@ send_command() { # action
       kind: "command", fleet: $fleet, device: $device, id: $id, issued_at: $now,
       expires_at: $expires, action: $action, args: {}}' >"$work/command.json"
   "$phare" sign --keyring "$work/keys" "$work/command.json" -o "$work/command.env.json"
-  "$phare" publish --broker "mqtt://127.0.0.1:$BROKER_PORT" "$work/command.env.json" >/dev/null
+  "$phare" publish --keyring "$work/keys" --broker "mqtt://127.0.0.1:$BROKER_PORT" "$work/command.env.json" >/dev/null
 }
 
 # Dumps QEMU's screen (the virtio-gpu scanout) and tells whether it shows
