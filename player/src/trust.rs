@@ -460,14 +460,52 @@ pub fn alert_stream(id: &str) -> String {
     format!("{ALERT_STREAMS}{id}")
 }
 
+/// A root of fleet `acme` whose root role is `root`'s key and whose
+/// publisher and operator roles are `publisher`'s, signed by `signers`:
+/// what the tests of trust and of the agent's core start from.
+#[cfg(test)]
+pub(crate) fn test_root(
+    version: u64,
+    root: &phare_protocol::SigningKey,
+    publisher: &phare_protocol::SigningKey,
+    signers: &[&phare_protocol::SigningKey],
+) -> Envelope {
+    use base64::Engine;
+    use phare_protocol::document::{KeyEntry, Role};
+    use std::collections::BTreeMap;
+    let entry = |key: &phare_protocol::SigningKey| KeyEntry {
+        alg: "ed25519".into(),
+        public: base64::engine::general_purpose::STANDARD.encode(key.public_key()),
+    };
+    let role = |key: &phare_protocol::SigningKey| Role {
+        keyids: vec![key.keyid()],
+        threshold: 1,
+    };
+    let document = Root {
+        kind: "root".into(),
+        fleet: "acme".into(),
+        version,
+        expires_at: "2099-01-01T00:00:00Z".parse().unwrap(),
+        keys: BTreeMap::from([
+            (root.keyid(), entry(root)),
+            (publisher.keyid(), entry(publisher)),
+        ]),
+        roles: BTreeMap::from([
+            ("root".into(), role(root)),
+            ("publisher".into(), role(publisher)),
+            ("operator".into(), role(publisher)),
+        ]),
+    };
+    Envelope::sign(
+        &phare_protocol::envelope::payload_type("root"),
+        &serde_json::to_vec(&document).unwrap(),
+        signers,
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD as BASE64;
     use phare_protocol::SigningKey;
-    use phare_protocol::document::{KeyEntry, Role};
     use phare_protocol::envelope::payload_type;
     use serde_json::json;
 
@@ -486,34 +524,7 @@ mod tests {
     }
 
     fn root_envelope(k: &Keys, version: u64, signers: &[&SigningKey]) -> Envelope {
-        let entry = |key: &SigningKey| KeyEntry {
-            alg: "ed25519".into(),
-            public: BASE64.encode(key.public_key()),
-        };
-        let role = |key: &SigningKey| Role {
-            keyids: vec![key.keyid()],
-            threshold: 1,
-        };
-        let root = Root {
-            kind: "root".into(),
-            fleet: "acme".into(),
-            version,
-            expires_at: "2099-01-01T00:00:00Z".parse().unwrap(),
-            keys: BTreeMap::from([
-                (k.root.keyid(), entry(&k.root)),
-                (k.publisher.keyid(), entry(&k.publisher)),
-            ]),
-            roles: BTreeMap::from([
-                ("root".into(), role(&k.root)),
-                ("publisher".into(), role(&k.publisher)),
-                ("operator".into(), role(&k.publisher)),
-            ]),
-        };
-        Envelope::sign(
-            &payload_type("root"),
-            &serde_json::to_vec(&root).unwrap(),
-            signers,
-        )
+        test_root(version, &k.root, &k.publisher, signers)
     }
 
     fn assignment(k: &Keys, version: u64, target: &str, expires_at: &str) -> Envelope {

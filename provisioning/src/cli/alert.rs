@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use phare_provisioning::{alert, keys, publish};
 
 use super::flags::BrokerAuth;
@@ -17,14 +17,8 @@ pub enum AlertCommand {
     /// screens it reaches (enrolled devices and retained statuses) and
     /// warns about targets that match none.
     Send {
-        /// The keyring holding a publisher key (and devices.json).
-        #[arg(long, default_value = "keys")]
-        keyring: PathBuf,
-        /// Broker URL; repeat to publish to every broker.
-        #[arg(long = "broker", required = true)]
-        brokers: Vec<String>,
         #[command(flatten)]
-        auth: BrokerAuth,
+        to: AlertBrokers,
         /// Which alert: sending again with the same id replaces it. Default:
         /// a new id from the time (printed, to clear it with).
         #[arg(long)]
@@ -52,27 +46,33 @@ pub enum AlertCommand {
     /// Clear one alert (a newer version of it with `active: false`); the
     /// others stay up.
     Clear {
-        /// The keyring holding a publisher key.
-        #[arg(long, default_value = "keys")]
-        keyring: PathBuf,
-        /// Broker URL; repeat to publish to every broker.
-        #[arg(long = "broker", required = true)]
-        brokers: Vec<String>,
         #[command(flatten)]
-        auth: BrokerAuth,
+        to: AlertBrokers,
         /// The alert to clear (as `alert send` printed it).
         #[arg(long)]
         id: String,
     },
 }
 
+/// Where an alert is signed and sent.
+#[derive(Args)]
+pub struct AlertBrokers {
+    /// The keyring holding a publisher key (and devices.json, for whom an
+    /// alert reaches).
+    #[arg(long, default_value = "keys")]
+    keyring: PathBuf,
+    /// Broker URL; repeat to publish to every broker.
+    #[arg(long = "broker", required = true)]
+    brokers: Vec<String>,
+    #[command(flatten)]
+    auth: BrokerAuth,
+}
+
 pub async fn run(command: AlertCommand) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now();
-    let (keyring_dir, brokers, auth, alert) = match command {
+    let (to, alert) = match command {
         AlertCommand::Send {
-            keyring,
-            brokers,
-            auth,
+            to,
             id,
             message,
             style,
@@ -81,7 +81,7 @@ pub async fn run(command: AlertCommand) -> anyhow::Result<()> {
             minutes,
             asset,
         } => {
-            let fleet = keys::Keyring::open(&keyring)?.root().fleet.clone();
+            let fleet = keys::Keyring::open(&to.keyring)?.root().fleet.clone();
             let spec = alert::AlertSpec {
                 id,
                 message,
@@ -91,18 +91,18 @@ pub async fn run(command: AlertCommand) -> anyhow::Result<()> {
                 lasts: jiff::SignedDuration::from_mins(minutes),
                 asset,
             };
-            (keyring, brokers, auth, alert::new_alert(&fleet, spec, now)?)
+            (to, alert::new_alert(&fleet, spec, now)?)
         }
-        AlertCommand::Clear {
-            keyring,
-            brokers,
-            auth,
-            id,
-        } => {
-            let fleet = keys::Keyring::open(&keyring)?.root().fleet.clone();
-            (keyring, brokers, auth, alert::clearing(&fleet, &id, now)?)
+        AlertCommand::Clear { to, id } => {
+            let fleet = keys::Keyring::open(&to.keyring)?.root().fleet.clone();
+            (to, alert::clearing(&fleet, &id, now)?)
         }
     };
+    let AlertBrokers {
+        keyring: keyring_dir,
+        brokers,
+        auth,
+    } = to;
     let ring = keys::Keyring::open(&keyring_dir)?;
     let envelope = ring.sign("alert", &serde_json::to_value(&alert)?)?;
     let route = publish::route_for(&envelope, None)?;

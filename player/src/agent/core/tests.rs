@@ -3,12 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use phare_protocol::document::{KeyEntry, Role};
 use phare_protocol::envelope::payload_type;
 use phare_protocol::report::{CacheStatus, Status};
-use phare_protocol::{Envelope, Root, SigningKey};
+use phare_protocol::{Envelope, SigningKey};
 use serde_json::{Value, json};
 
 use super::*;
@@ -38,34 +35,7 @@ const ASSET_SIZE: u64 = 1000;
 
 /// Its root (version 1) signs; `publisher` signs documents and commands.
 fn root(version: u64, root: &SigningKey, publisher: &SigningKey) -> Envelope {
-    let entry = |key: &SigningKey| KeyEntry {
-        alg: "ed25519".into(),
-        public: BASE64.encode(key.public_key()),
-    };
-    let role = |key: &SigningKey| Role {
-        keyids: vec![key.keyid()],
-        threshold: 1,
-    };
-    let document = Root {
-        kind: "root".into(),
-        fleet: "acme".into(),
-        version,
-        expires_at: "2099-01-01T00:00:00Z".parse().unwrap(),
-        keys: BTreeMap::from([
-            (root.keyid(), entry(root)),
-            (publisher.keyid(), entry(publisher)),
-        ]),
-        roles: BTreeMap::from([
-            ("root".into(), role(root)),
-            ("publisher".into(), role(publisher)),
-            ("operator".into(), role(publisher)),
-        ]),
-    };
-    Envelope::sign(
-        &payload_type("root"),
-        &serde_json::to_vec(&document).unwrap(),
-        &[root],
-    )
+    crate::trust::test_root(version, root, publisher, &[root])
 }
 
 /// A core for device `lobby-1` of group `lobby`, started at 10:00 UTC on
